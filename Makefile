@@ -1,0 +1,36 @@
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: install demo test lint format bench clean
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(VENV)/bin/activate
+	$(PIP) install -q --upgrade pip
+	# torch first: the local CPU wheel; requirements accept it, so no CUDA build is pulled
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev,eval]"
+
+demo: install
+	$(VENV)/bin/audiox-turbo generate --text "a dog barking in the rain" --duration 5 --steps 4 --seed 0 -o demo_out/demo.wav
+	@echo "wrote demo_out/demo.wav"
+
+test: install
+	$(PY) -m pytest -q -x --durations=15
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format:
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks
+
+bench: install
+	$(PY) benchmarks/bench_generate.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache
