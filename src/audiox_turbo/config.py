@@ -52,6 +52,7 @@ class ConditioningConfig:
 
     dim: int = 768
     text_encoder: str = "minilm"
+    text_feature_dim: int = 384
     text_max_tokens: int = 64
     text_bytes_layers: int = 2
     video_encoder: str = "cnn"
@@ -254,6 +255,7 @@ def _tiny() -> ModelConfig:
         conditioning=ConditioningConfig(
             dim=32,
             text_encoder="bytes",
+            text_feature_dim=32,
             text_max_tokens=32,
             text_bytes_layers=1,
             video_encoder="cnn",
@@ -310,6 +312,7 @@ def _base() -> ModelConfig:
         conditioning=ConditioningConfig(
             dim=768,
             text_encoder="t5-base",
+            text_feature_dim=768,
             text_max_tokens=128,
             video_encoder="clip",
             video_feature_dim=768,
