@@ -39,3 +39,129 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code)
         raise
+
+
+def _load_model(model: str | None, preset_name: str | None, device: str, dtype: str):
+    """A pipeline from --model DIR or --preset NAME (exactly one)."""
+    from audiox_turbo.pipeline import AudioXTurbo
+
+    if model and preset_name:
+        raise AudioXError("give either --model or --preset, not both")
+    if model:
+        return AudioXTurbo.from_pretrained(model, device=device, dtype=dtype)
+    return AudioXTurbo.from_preset(preset_name or "tiny", device=device, dtype=dtype)
+
+
+def _parse_span(span: str | None) -> tuple[float, float] | None:
+    if span is None:
+        return None
+    try:
+        start, end = (float(v) for v in span.split(","))
+    except ValueError:
+        raise AudioXError(f"--span must be START,END in seconds, got {span!r}") from None
+    if not 0 <= start < end:
+        raise AudioXError(f"--span needs 0 ≤ START < END, got {span!r}")
+    return start, end
+
+
+def _output_paths(out: str, n: int) -> list[str]:
+    from pathlib import Path
+
+    if n == 1:
+        return [out]
+    p = Path(out)
+    return [str(p.with_name(f"{p.stem}_{i}{p.suffix}")) for i in range(n)]
+
+
+@app.command()
+def generate(
+    text: str | None = typer.Option(None, "--text", "-t", help="Text prompt."),
+    video: str | None = typer.Option(None, "--video", "-v", help="Video (or still image) prompt."),
+    audio: str | None = typer.Option(None, "--audio", "-a", help="Audio prompt."),
+    audio_mode: str = typer.Option("continue", help="continue | inpaint | reference"),
+    span: str | None = typer.Option(None, help="START,END seconds: span to regenerate (inpaint)."),
+    duration: float | None = typer.Option(None, "--duration", "-d", help="Seconds to generate."),
+    steps: int | None = typer.Option(None, help="Sampling steps (default: the model's)."),
+    cfg: float | None = typer.Option(None, help="Classifier-free guidance scale (1 = off)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    num_outputs: int = typer.Option(1, "--num-outputs", "-n", help="Outputs per prompt."),
+    method: str | None = typer.Option(None, help="euler | heun | student"),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model directory."),
+    preset_name: str | None = typer.Option(None, "--preset", help="Preset with random weights."),
+    out: str = typer.Option(
+        "out.wav", "--out", "-o", help="Output .wav, .flac or .mp4 (needs --video)."
+    ),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | mps"),
+    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16"),
+) -> None:
+    """Generate audio from text, a video and/or an audio clip."""
+    from pathlib import Path
+
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".wav", ".flac", ".mp4"):
+        raise AudioXError(f"{out}: output must end in .wav, .flac or .mp4")
+    if suffix == ".mp4" and video is None:
+        raise AudioXError(f"{out}: an .mp4 output needs a --video to put the audio on")
+    for label, path in (("video", video), ("audio", audio)):
+        if path is not None and not Path(path).is_file():
+            raise AudioXError(f"{path}: {label} file not found")
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from audiox_turbo.io.audio import save_audio
+
+    pipe = _load_model(model, preset_name, device, dtype)
+    if not pipe.config.trained:
+        typer.echo(
+            f"notice: model '{pipe.config.name}' has untrained (random) weights: expect noise",
+            err=True,
+        )
+    with Progress(
+        TextColumn("[bold]sampling"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("sampling", total=None)
+
+        def on_step(step: int, total: int) -> None:
+            progress.update(task, completed=step, total=total)
+
+        result = pipe(
+            text=text,
+            video=video,
+            audio=audio,
+            audio_mode=audio_mode,
+            span=_parse_span(span),
+            duration=duration,
+            steps=steps,
+            cfg=cfg,
+            seed=seed,
+            num_outputs=num_outputs,
+            method=method,
+            callback=on_step,
+        )
+    for path, wav in zip(_output_paths(out, num_outputs), result.waveforms, strict=True):
+        if suffix == ".mp4":
+            from audiox_turbo.io.video import mux_audio_onto_video
+
+            mux_audio_onto_video(video, wav, result.sample_rate, path)
+        else:
+            save_audio(path, wav, result.sample_rate)
+        typer.echo(
+            f"wrote {path} ({result.duration:g} s, {result.sample_rate} Hz, {result.nfe} NFE)"
+        )
+
+
+@app.command()
+def info(model: str = typer.Argument(..., help="Model directory or preset name.")) -> None:
+    """Print a model's config and its parameter counts per component."""
+    import json
+
+    from audiox_turbo.config import to_dict
+    from audiox_turbo.pipeline import AudioXTurbo
+
+    pipe = AudioXTurbo.load(model)
+    typer.echo(json.dumps(to_dict(pipe.config), indent=2))
+    for name, count in pipe.parameter_counts().items():
+        typer.echo(f"{name:>14}: {count:,}")

@@ -1,0 +1,108 @@
+"""The generation pipeline on the tiny preset: durations, NFE, round trips, prompts, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import randomize_
+
+from audiox_turbo.errors import AudioXError, ModelLoadError
+from audiox_turbo.pipeline import AudioXTurbo
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    p = AudioXTurbo.from_preset("tiny", seed=0)
+    randomize_(p.denoiser, seed=3, std=0.05)
+    randomize_(p.conditioner, seed=4, std=0.05)
+    return p
+
+
+@pytest.mark.parametrize("duration", [0.5, 3.7, 12.0])
+def test_any_duration_gives_exact_sample_count(pipe, duration):
+    out = pipe(text="a bell", duration=duration, steps=2, cfg=1.0, seed=0)
+    assert out.waveforms.shape == (1, 1, round(duration * 16000))
+    assert out.sample_rate == 16000
+    assert torch.isfinite(out.waveforms).all() and out.waveforms.abs().max() <= 1
+
+
+def test_student_uses_4_nfe_and_teacher_2n(pipe):
+    student = pipe(text="rain", duration=1.0, steps=4, cfg=1.0, method="student", seed=0)
+    teacher = pipe(text="rain", duration=1.0, steps=7, cfg=3.0, method="euler", seed=0)
+    assert student.nfe == 4
+    assert teacher.nfe == 14
+
+
+def test_seed_determinism_and_conditioning(pipe):
+    a = pipe(text="a dog barking", duration=1.0, steps=3, cfg=2.0, seed=5).waveforms
+    b = pipe(text="a dog barking", duration=1.0, steps=3, cfg=2.0, seed=5).waveforms
+    c = pipe(text="a dog barking", duration=1.0, steps=3, cfg=2.0, seed=6).waveforms
+    d = pipe(text="an organ chord", duration=1.0, steps=3, cfg=2.0, seed=5).waveforms
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert not torch.equal(a, d)
+
+
+def test_batched_prompts_and_num_outputs(pipe):
+    out = pipe(text=["a siren", "wind", None], duration=0.8, steps=2, cfg=1.0, seed=1, num_outputs=2)
+    assert out.waveforms.shape == (6, 1, 12800)
+    single = pipe(text="a siren", duration=0.8, steps=2, cfg=1.0, seed=1, num_outputs=2)
+    assert single.waveforms.shape == (2, 1, 12800)
+
+
+def test_save_load_round_trip_is_bit_identical(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "m")
+    files = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert files == ["codec.safetensors", "conditioning.safetensors", "config.json", "denoiser.safetensors"]
+    loaded = AudioXTurbo.from_pretrained(tmp_path / "m")
+    kwargs = dict(text="thunder", duration=1.0, steps=3, cfg=2.5, seed=9)
+    assert torch.equal(pipe(**kwargs).waveforms, loaded(**kwargs).waveforms)
+    pipe.save_pretrained(tmp_path / "m")  # overwriting an existing dir works
+    assert AudioXTurbo.from_pretrained(tmp_path / "m").config == pipe.config
+
+
+def test_audio_tensor_prompt_inpaint_keeps_unmasked_region(pipe):
+    sr = 16000
+    t = torch.arange(2 * sr) / sr
+    wav = 0.5 * torch.sin(2 * torch.pi * 220 * t).unsqueeze(0)
+    latents = pipe.codec.encode(wav.unsqueeze(0), sample=False)
+    round_trip = pipe.codec.decode(latents)[0, :, : 2 * sr]
+    out = pipe(audio=wav, audio_mode="inpaint", span=(0.8, 1.2), duration=2.0, steps=2, cfg=1.0)
+    gen = out.waveforms[0]
+    margin = 4 * pipe.config.codec.downsampling
+    keep = torch.zeros(2 * sr, dtype=torch.bool)
+    keep[: int(0.8 * sr) - margin] = True
+    keep[int(1.2 * sr) + margin :] = True
+    err = (gen[:, keep] - round_trip.clamp(-1, 1)[:, keep]).abs().max()
+    assert err < 1e-4
+    assert (gen[:, ~keep] - round_trip[:, ~keep]).abs().max() > 1e-3
+
+
+def test_bad_arguments_raise_clear_errors(pipe):
+    with pytest.raises(AudioXError, match="positive"):
+        pipe(text="x", duration=0)
+    with pytest.raises(AudioXError, match="maximum"):
+        pipe(text="x", duration=61)
+    with pytest.raises(AudioXError, match="inpaint"):
+        pipe(audio=torch.zeros(1, 1600) + 0.1, audio_mode="inpaint", duration=1.0)
+    with pytest.raises(AudioXError, match="unknown preset"):
+        AudioXTurbo.from_preset("huge")
+    with pytest.raises(AudioXError, match="different lengths"):
+        pipe(text=["a", "b"], video=[None, None, None], duration=1.0)
+
+
+def test_model_dir_errors(pipe, tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        AudioXTurbo.from_pretrained(tmp_path / "nope")
+    pipe.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "codec.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match=r"codec\.safetensors: missing"):
+        AudioXTurbo.from_pretrained(tmp_path / "m")
+    pipe.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["denoiser"]["dim"] = 64
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="do not match"):
+        AudioXTurbo.from_pretrained(tmp_path / "m")
