@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import randomize_
 
 from audiox_turbo.conditioning.conditioner import Conditions
 from audiox_turbo.conditioning.tokens import ModalityTokens
@@ -17,9 +16,12 @@ from audiox_turbo.model.layers import (
     rope_angles,
     rope_frequencies,
 )
+from conftest import randomize_
 
 
-def make_conditions(config, b: int, frames: int, text_tokens: int = 5, video_frames: int = 3, seed=0):
+def make_conditions(
+    config, b: int, frames: int, text_tokens: int = 5, video_frames: int = 3, seed=0
+):
     g = torch.Generator().manual_seed(seed)
     dim = config.conditioning.dim
     latent_dim = config.codec.latent_dim
@@ -54,7 +56,9 @@ def test_rope_matches_complex_rotation_float64():
     cos, sin = rope_angles(pos.unsqueeze(0), freqs)
     got = apply_rope(x, cos.double(), sin.double())
     z = torch.view_as_complex(x.reshape(2, 3, n, head_dim // 2, 2).contiguous())
-    expected = torch.view_as_real(z * torch.polar(torch.ones_like(pos[:, None] * freqs), pos[:, None] * freqs))
+    expected = torch.view_as_real(
+        z * torch.polar(torch.ones_like(pos[:, None] * freqs), pos[:, None] * freqs)
+    )
     torch.testing.assert_close(got, expected.flatten(-2), atol=1e-5, rtol=1e-5)
 
 
@@ -173,7 +177,7 @@ def test_batch_items_are_independent(denoiser, tiny_config):
 
 def test_features_for_discriminator(denoiser, tiny_config):
     cond = make_conditions(tiny_config, 2, 6)
-    v, feats = denoiser(torch.randn(2, 8, 6), torch.rand(2), cond, return_features=True)
+    _, feats = denoiser(torch.randn(2, 8, 6), torch.rand(2), cond, return_features=True)
     assert len(feats) == tiny_config.denoiser.depth
     assert all(f.shape == (2, 6, tiny_config.denoiser.dim) for f in feats)
 

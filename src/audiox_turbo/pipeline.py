@@ -16,7 +16,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from audiox_turbo.codec.oobleck import OobleckVAE
-from audiox_turbo.conditioning.conditioner import Conditioner, Conditions, audio_keep_mask
+from audiox_turbo.conditioning.audio import AUDIO_MODES, audio_keep_mask
+from audiox_turbo.conditioning.conditioner import Conditioner, Conditions
 from audiox_turbo.config import ModelConfig, from_dict, preset, to_dict, write_json_atomic
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.flow.sampling import (
@@ -31,7 +32,6 @@ from audiox_turbo.flow.sampling import (
 from audiox_turbo.model.denoiser import Denoiser
 
 COMPONENTS = ("codec", "conditioning", "denoiser")
-AUDIO_MODES = ("continue", "inpaint", "reference")
 DEFAULT_DURATION = 10.0
 DECODE_CHUNK_FRAMES = 256
 
@@ -161,6 +161,8 @@ class AudioXTurbo:
             except Exception as e:
                 raise ModelLoadError(f"{file}: unreadable safetensors ({e})") from None
             _check_state_dict(module, state, file)
+            # fresh (aligned) copies: safetensors offsets can change the CPU kernels' rounding
+            state = {k: v.clone() for k, v in state.items()}
             module.load_state_dict(state, strict=True, assign=True)
         return model.to(device, dtype)
 

@@ -22,7 +22,8 @@ class ModalityTokens:
     def __post_init__(self) -> None:
         b, n = self.tokens.shape[:2]
         if self.mask.shape != (b, n) or self.mask.dtype != torch.bool:
-            raise ValueError(f"mask must be bool {(b, n)}, got {self.mask.dtype} {tuple(self.mask.shape)}")
+            got = f"{self.mask.dtype} {tuple(self.mask.shape)}"
+            raise ValueError(f"mask must be bool {(b, n)}, got {got}")
         if self.present.shape != (b,) or self.present.dtype != torch.bool:
             raise ValueError(f"present must be bool {(b,)}, got {tuple(self.present.shape)}")
 

@@ -50,25 +50,50 @@ class ClipRecord(BaseModel):
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[ClipRecord]:
-    """All records of a JSONL manifest; a bad line raises an AudioXError naming file and line."""
-    return list(iter_manifest(path))
+    """All records of a JSONL manifest; a bad line or a repeated id raises an AudioXError
+    naming file and line."""
+    records = []
+    first_line: dict[str, int] = {}
+    for lineno, record in _numbered_records(Path(path)):
+        if record.id in first_line:
+            raise AudioXError(
+                f"{path}:{lineno}: id {record.id!r} repeats line {first_line[record.id]}"
+            )
+        first_line[record.id] = lineno
+        records.append(record)
+    return records
+
+
+def manifest_root(path: str | os.PathLike[str]) -> Path:
+    """The folder that relative media paths of the manifest at `path` resolve against."""
+    return Path(path).resolve().parent
 
 
 def iter_manifest(path: str | os.PathLike[str]) -> Iterator[ClipRecord]:
     """Records of a JSONL manifest, lazily; blank lines are skipped."""
-    path = Path(path)
+    for _, record in _numbered_records(Path(path)):
+        yield record
+
+
+def _numbered_records(path: Path) -> Iterator[tuple[int, ClipRecord]]:
+    """(line number, record) pairs; errors name the file and the line."""
     if not path.is_file():
         raise AudioXError(f"{path}: manifest not found")
     with path.open() as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                yield ClipRecord.model_validate_json(line)
-            except ValidationError as e:
-                first = e.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "record"
-                raise AudioXError(f"{path}:{lineno}: {where}: {first['msg']}") from None
+            yield lineno, parse_record(line, path, lineno)
+
+
+def parse_record(line: str, path: str | os.PathLike[str], lineno: int) -> ClipRecord:
+    """One manifest line as a record; a bad line raises an AudioXError naming file and line."""
+    try:
+        return ClipRecord.model_validate_json(line)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "record"
+        raise AudioXError(f"{path}:{lineno}: {where}: {first['msg']}") from None
 
 
 def write_manifest(path: str | os.PathLike[str], records: Iterable[ClipRecord]) -> None:

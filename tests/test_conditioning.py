@@ -1,0 +1,350 @@
+"""Text, video and audio-prompt conditioners, keep masks, dropout and the Conditioner."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pathlib
+
+import pytest
+import torch
+
+from audiox_turbo.conditioning import (
+    Conditioner,
+    Conditions,
+    TextConditioner,
+    VideoConditioner,
+    audio_keep_mask,
+    condition_dropout,
+)
+from audiox_turbo.config import ModelConfig, preset
+from audiox_turbo.errors import AudioXError, ModelLoadError
+
+DURATION = 1.5
+BASE_CONDITIONER_PARAMETERS = 83_500_803
+
+
+@pytest.fixture(scope="module")
+def config() -> ModelConfig:
+    return preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def conditioner(config: ModelConfig) -> Conditioner:
+    torch.manual_seed(0)
+    return Conditioner(config).eval()
+
+
+def sizes(config: ModelConfig) -> tuple[int, int]:
+    return config.latent_frames(DURATION), config.video_frames(DURATION)
+
+
+def random_video(config: ModelConfig, batch: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    size = config.conditioning.video_size
+    frames = config.video_frames(DURATION)
+    return torch.randint(1, 256, (batch, frames, 3, size, size), generator=g, dtype=torch.uint8)
+
+
+def test_shapes_dtypes_and_prompt(config: ModelConfig, conditioner: Conditioner) -> None:
+    t, nv = sizes(config)
+    c = config.conditioning
+    latents = torch.randn(2, config.codec.latent_dim, t)
+    keep = audio_keep_mask("inpaint", t, (0.5, 1.0), DURATION, 2)
+    out = conditioner(
+        2, t, DURATION, ["a dog barks", "rain"], random_video(config, 2), None, latents, keep
+    )
+    assert out.text.tokens.shape == (2, c.text_max_tokens, c.dim)
+    assert out.video.tokens.shape == (2, nv, c.dim)
+    assert out.audio.tokens.shape == (2, t, c.dim)
+    assert out.pooled.shape == (2, c.dim)
+    assert out.prompt.shape == (2, config.codec.latent_dim + 1, t)
+    for m in (out.text, out.video, out.audio):
+        assert m.tokens.dtype == torch.float32 and m.mask.dtype == torch.bool
+        assert m.present.tolist() == [True, True]
+    torch.testing.assert_close(out.prompt, torch.cat([latents * keep, keep], dim=1))
+    assert out.text.mask[0].sum() == len(b"a dog barks")
+    assert torch.equal(out.text.tokens[0, len(b"a dog barks") :], torch.zeros(21, c.dim))
+
+
+def test_text_padding_does_not_change_tokens(config: ModelConfig) -> None:
+    torch.manual_seed(0)
+    text = TextConditioner(config.conditioning)
+    alone = text(["hum"], 1)
+    batched = text(["hum", "a much longer prompt with many more bytes"], 2)
+    torch.testing.assert_close(batched.tokens[:1], alone.tokens, atol=1e-6, rtol=1e-5)
+    assert torch.equal(batched.mask[:1], alone.mask)
+    truncated = text(["x" * 100], 1)
+    assert truncated.mask.all()
+
+
+def test_nulls_for_absent_modalities(config: ModelConfig, conditioner: Conditioner) -> None:
+    t, nv = sizes(config)
+    video = random_video(config, 3)
+    video[1] = 0
+    latents = torch.randn(3, config.codec.latent_dim, t)
+    text = conditioner.text(["a bell", "", None], 3)
+    assert text.present.tolist() == [True, False, False]
+    for i in (1, 2):
+        assert torch.equal(text.tokens[i], conditioner.text.null[0]) and text.mask[i].all()
+    vid = conditioner.video(video, 3, nv, torch.tensor([True, True, False]))
+    assert vid.present.tolist() == [True, False, False]
+    for i in (1, 2):
+        assert torch.equal(vid.tokens[i], conditioner.video.null.expand(nv, -1))
+    aud, prompt = conditioner.audio(latents, None, 3, t, torch.tensor([False, True, True]))
+    assert aud.present.tolist() == [False, True, True]
+    assert torch.equal(aud.tokens[0], conditioner.audio.null.expand(t, -1))
+    assert torch.equal(prompt[0], torch.zeros_like(prompt[0]))
+    aud_none, prompt_none = conditioner.audio(None, None, 3, t)
+    assert not aud_none.present.any() and not prompt_none.any()
+
+
+def test_unconditional_is_all_nulls(config: ModelConfig, conditioner: Conditioner) -> None:
+    t, _ = sizes(config)
+    uncond = conditioner.unconditional(2, t, DURATION)
+    explicit = conditioner(2, t, DURATION, text=[None, ""])
+    for m in (uncond.text, uncond.video, uncond.audio):
+        assert not m.present.any()
+    torch.testing.assert_close(uncond.pooled, explicit.pooled)
+    torch.testing.assert_close(uncond.pooled[0], uncond.pooled[1])
+    assert not uncond.prompt.any()
+    cond = conditioner(2, t, DURATION, text=["thunder", "thunder"])
+    assert not torch.allclose(cond.pooled, uncond.pooled)
+
+
+def test_samples_are_independent_in_a_batch(config: ModelConfig, conditioner: Conditioner) -> None:
+    t, _ = sizes(config)
+    video = random_video(config, 2)
+    latents = torch.randn(2, config.codec.latent_dim, t)
+    keep = audio_keep_mask("continue", t, (0.0, 0.7), DURATION, 2)
+    both = conditioner(2, t, DURATION, ["wind", "a long prompt"], video, None, latents, keep)
+    one = conditioner(1, t, DURATION, ["wind"], video[:1], None, latents[:1], keep[:1])
+    torch.testing.assert_close(both.pooled[:1], one.pooled, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(both.video.tokens[:1], one.video.tokens, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(both.audio.tokens[:1], one.audio.tokens, atol=1e-5, rtol=1e-5)
+
+
+def test_dropout_rates_and_determinism() -> None:
+    probabilities = (0.1, 0.3, 0.6)
+    keep = condition_dropout(20_000, probabilities, torch.Generator().manual_seed(0))
+    rates = 1.0 - keep.float().mean(dim=1)
+    for rate, p in zip(rates.tolist(), probabilities, strict=True):
+        assert abs(rate - p) < 4 * (p * (1 - p) / 20_000) ** 0.5 + 1e-3
+    again = condition_dropout(20_000, probabilities, torch.Generator().manual_seed(0))
+    assert torch.equal(keep, again)
+
+
+def test_forward_drop_follows_the_generator(config: ModelConfig) -> None:
+    denoiser = dataclasses.replace(
+        config.denoiser, text_dropout=0.5, video_dropout=0.25, audio_dropout=0.75
+    )
+    cfg = dataclasses.replace(config, denoiser=denoiser)
+    torch.manual_seed(0)
+    conditioner = Conditioner(cfg)
+    t, _ = sizes(cfg)
+    b = 16
+    inputs = dict(
+        text=["a siren"] * b,
+        video=random_video(cfg, b),
+        audio_latents=torch.randn(b, cfg.codec.latent_dim, t),
+    )
+    out = conditioner(
+        b, t, DURATION, **inputs, drop=True, generator=torch.Generator().manual_seed(7)
+    )
+    keep = condition_dropout(b, (0.5, 0.25, 0.75), torch.Generator().manual_seed(7))
+    assert torch.equal(torch.stack([out.text.present, out.video.present, out.audio.present]), keep)
+    again = conditioner(
+        b, t, DURATION, **inputs, drop=True, generator=torch.Generator().manual_seed(7)
+    )
+    assert torch.equal(out.pooled, again.pooled)
+    no_drop = conditioner(b, t, DURATION, **inputs)
+    assert no_drop.text.present.all() and no_drop.audio.present.all()
+
+
+def test_deterministic_with_seed(config: ModelConfig) -> None:
+    t, _ = sizes(config)
+    outputs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        outputs.append(Conditioner(config)(1, t, DURATION, ["birds"], random_video(config, 1)))
+    assert torch.equal(outputs[0].pooled, outputs[1].pooled)
+    assert torch.equal(outputs[0].video.tokens, outputs[1].video.tokens)
+
+
+def test_conditions_cat_repeat_to(config: ModelConfig, conditioner: Conditioner) -> None:
+    t, _ = sizes(config)
+    cond = conditioner(2, t, DURATION, ["a", "b"])
+    uncond = conditioner.unconditional(2, t, DURATION)
+    both = Conditions.cat([cond, uncond])
+    assert both.batch_size == 4
+    assert torch.equal(both.text.tokens[2:], uncond.text.tokens)
+    assert both.text.present.tolist() == [True, True, False, False]
+    rep = cond.repeat(3)
+    assert rep.batch_size == 6
+    assert torch.equal(rep.pooled[:3], cond.pooled[:1].expand(3, -1))
+    assert torch.equal(rep.text.mask[3:], cond.text.mask[1:].expand(3, -1))
+    assert torch.equal(rep.prompt[4], cond.prompt[1])
+    half = cond.to("cpu", torch.float16)
+    assert half.pooled.dtype == torch.float16 and half.text.mask.dtype == torch.bool
+
+
+def test_audio_keep_mask_modes() -> None:
+    frames, duration = 40, 4.0  # 10 frames per second
+    inpaint = audio_keep_mask("inpaint", frames, (1.05, 2.0), duration, 2)
+    assert inpaint.shape == (2, 1, 40) and inpaint.dtype == torch.float32
+    expected = torch.ones(40)
+    expected[10:20] = 0.0  # floor(10.5) .. ceil(20): the whole span is regenerated
+    assert torch.equal(inpaint[1, 0], expected)
+    cont = audio_keep_mask("continue", frames, (0.0, 1.55), duration, 1)
+    assert cont[0, 0].tolist() == [1.0] * 15 + [0.0] * 25
+    whole = audio_keep_mask("continue", frames, (0.0, 4.0), duration, 1)
+    assert whole.all()
+    assert not audio_keep_mask("reference", frames, None, duration, 3).any()
+
+
+@pytest.mark.parametrize(
+    ("mode", "span", "message"),
+    [
+        ("remix", (0.0, 1.0), "unknown audio mode"),
+        ("inpaint", None, "needs a span"),
+        ("continue", (2.0, 1.0), "must satisfy"),
+        ("inpaint", (0.0, 9.0), "must satisfy"),
+    ],
+)
+def test_audio_keep_mask_errors(mode: str, span: tuple[float, float] | None, message: str) -> None:
+    with pytest.raises(AudioXError, match=message) as info:
+        audio_keep_mask(mode, 40, span, 4.0, 1)
+    assert "\n" not in str(info.value)
+
+
+def test_audio_tokens_hide_regenerated_frames(
+    config: ModelConfig, conditioner: Conditioner
+) -> None:
+    t, _ = sizes(config)
+    latents = torch.randn(1, config.codec.latent_dim, t)
+    other = latents.clone()
+    keep = audio_keep_mask("inpaint", t, (0.5, 1.0), DURATION, 1)
+    other[..., keep[0, 0] == 0] = torch.randn_like(other[..., keep[0, 0] == 0])
+    a, pa = conditioner.audio(latents, keep, 1, t)
+    b, pb = conditioner.audio(other, keep, 1, t)
+    torch.testing.assert_close(a.tokens, b.tokens)
+    torch.testing.assert_close(pa, pb)
+    # Reference mode: no prompt channels, but the tokens carry the clip.
+    zero = torch.zeros(1, 1, t)
+    ra, rpa = conditioner.audio(latents, zero, 1, t)
+    rb, _ = conditioner.audio(other, zero, 1, t)
+    assert not rpa.any()
+    assert not torch.allclose(ra.tokens, rb.tokens)
+
+
+def test_bad_shapes_raise(config: ModelConfig, conditioner: Conditioner) -> None:
+    t, nv = sizes(config)
+    with pytest.raises(ValueError, match="frames"):
+        conditioner.video(random_video(config, 1)[:, :-1], 1, nv)
+    with pytest.raises(ValueError, match="latents"):
+        conditioner.audio(torch.randn(1, config.codec.latent_dim, t + 1), None, 1, t)
+    with pytest.raises(ValueError, match="prompts"):
+        conditioner.text(["a", "b"], 3)
+
+
+def test_gradients_reach_trainable_parts(config: ModelConfig) -> None:
+    torch.manual_seed(0)
+    conditioner = Conditioner(config)
+    t, _ = sizes(config)
+    out = conditioner(
+        2,
+        t,
+        DURATION,
+        ["a", None],
+        random_video(config, 2),
+        audio_latents=torch.randn(2, config.codec.latent_dim, t),
+    )
+    loss = out.pooled.square().sum() + out.text.tokens.sum() + out.video.tokens.sum()
+    loss.backward()
+    for module in (conditioner.text.bytes_encoder, conditioner.video.cnn, conditioner.audio.proj):
+        assert module is not None
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    assert conditioner.text.null.grad is not None
+
+
+def test_missing_pretrained_encoders_give_one_line_errors(
+    config: ModelConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    monkeypatch.delenv("AUDIOX_TURBO_T5_PATH", raising=False)
+    c = dataclasses.replace(config.conditioning, text_encoder="t5-base", text_feature_dim=768)
+    with pytest.raises(ModelLoadError, match="AUDIOX_TURBO_T5_PATH") as info:
+        TextConditioner(c)(["x"], 1)
+    assert "\n" not in str(info.value)
+    c = dataclasses.replace(c, text_encoder=str(tmp_path / "nowhere"))
+    with pytest.raises(ModelLoadError, match="nowhere"):
+        TextConditioner(c)(["x"], 1)
+    monkeypatch.delenv("AUDIOX_TURBO_CLIP_PATH", raising=False)
+    v = dataclasses.replace(config.conditioning, video_encoder="clip")
+    with pytest.raises(ModelLoadError, match="AUDIOX_TURBO_CLIP_PATH"):
+        VideoConditioner(v)(random_video(config, 1), 1, config.video_frames(DURATION))
+
+
+def test_base_builds_on_meta_without_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_files(*args: object, **kwargs: object) -> None:
+        raise AssertionError("building the conditioner tried to load pretrained files")
+
+    for target in (
+        "audiox_turbo.conditioning.frozen.FrozenEncoder.get",
+        "audiox_turbo.conditioning.text.resolve_local_dir",
+        "audiox_turbo.conditioning.video.resolve_local_dir",
+        "audiox_turbo.conditioning.text.PretrainedTextEncoder.directory",
+        "audiox_turbo.conditioning.text.PretrainedTextEncoder.tokenizer",
+    ):
+        monkeypatch.setattr(target, no_files)
+    monkeypatch.delenv("AUDIOX_TURBO_T5_PATH", raising=False)
+    monkeypatch.delenv("AUDIOX_TURBO_CLIP_PATH", raising=False)
+    with torch.device("meta"):
+        conditioner = Conditioner(preset("base"))
+    assert conditioner.text.pretrained is not None and not conditioner.text.pretrained.model.loaded
+    assert conditioner.video.clip is not None and not conditioner.video.clip.model.loaded
+    assert all(p.is_meta for p in conditioner.parameters())
+    count = sum(p.numel() for p in conditioner.parameters())
+    assert count == BASE_CONDITIONER_PARAMETERS
+    assert set(conditioner.state_dict()) == {n for n, _ in conditioner.named_parameters()}
+
+
+def test_minilm_is_frozen_and_out_of_state_dict(config: ModelConfig) -> None:
+    c = dataclasses.replace(config.conditioning, text_encoder="minilm", text_feature_dim=384)
+    torch.manual_seed(0)
+    text = TextConditioner(c)
+    out = text(["a dog barks in the rain", None, "hi"], 3)
+    assert out.tokens.shape == (3, c.text_max_tokens, c.dim)
+    assert out.present.tolist() == [True, False, True]
+    # [CLS] hi [SEP] -> 3 tokens; padding is masked and zeroed.
+    assert out.mask[2].sum() == 3 and not out.tokens[2, 3:].any()
+    alone = text(["hi"], 1)
+    torch.testing.assert_close(alone.tokens[0], out.tokens[2], atol=1e-5, rtol=1e-4)
+    assert set(text.state_dict()) == {"null", "proj.weight", "proj.bias"}
+    assert sum(p.numel() for p in text.parameters()) == c.text_max_tokens * c.dim + 385 * c.dim
+    assert text.pretrained is not None
+    encoder = text.pretrained.model.get(torch.device("cpu"), torch.float32)
+    assert not encoder.training
+    assert not any(p.requires_grad for p in encoder.parameters())
+    assert copy.deepcopy(text).pretrained is text.pretrained
+
+
+@pytest.mark.gpu
+def test_conditioner_on_cuda_matches_cpu(config: ModelConfig) -> None:
+    torch.manual_seed(0)
+    conditioner = Conditioner(config).eval()
+    t, _ = sizes(config)
+    latents = torch.randn(2, config.codec.latent_dim, t)
+    keep = audio_keep_mask("inpaint", t, (0.25, 0.75), DURATION, 2)
+    inputs = dict(text=["a bell", None], video=random_video(config, 2), audio_latents=latents)
+    cpu = conditioner(2, t, DURATION, **inputs, audio_keep=keep)
+    cuda_inputs = {**inputs, "video": inputs["video"].cuda(), "audio_latents": latents.cuda()}
+    gpu = conditioner.cuda()(2, t, DURATION, **cuda_inputs, audio_keep=keep.cuda())
+    torch.testing.assert_close(gpu.pooled.cpu(), cpu.pooled, atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(gpu.video.tokens.cpu(), cpu.video.tokens, atol=2e-2, rtol=2e-2)
+    half = conditioner.to(torch.bfloat16)(2, t, DURATION, **cuda_inputs, audio_keep=keep.cuda())
+    assert half.pooled.dtype == torch.bfloat16 and torch.isfinite(half.pooled).all()
+    dropped = conditioner(
+        2, t, DURATION, **cuda_inputs, drop=True, generator=torch.Generator("cuda").manual_seed(0)
+    )
+    assert dropped.text.present.device.type == "cuda"
+    assert torch.isfinite(conditioner.unconditional(2, t, DURATION).pooled.float()).all()
