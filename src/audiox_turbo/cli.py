@@ -42,13 +42,14 @@ def main() -> None:
 
 
 def _load_model(model: str | None, preset_name: str | None, device: str, dtype: str):
-    """A pipeline from --model DIR or --preset NAME (exactly one)."""
-    from audiox_turbo.pipeline import AudioXTurbo
+    """A pipeline from --model DIR or --preset NAME; neither: the shipped model, else `tiny`."""
+    from audiox_turbo.pipeline import AudioXTurbo, shipped_model_dir
 
     if model and preset_name:
         raise AudioXError("give either --model or --preset, not both")
-    if model:
-        return AudioXTurbo.from_pretrained(model, device=device, dtype=dtype)
+    shipped = shipped_model_dir()
+    if model or (preset_name is None and shipped is not None):
+        return AudioXTurbo.from_pretrained(model or shipped, device=device, dtype=dtype)
     return AudioXTurbo.from_preset(preset_name or "tiny", device=device, dtype=dtype)
 
 

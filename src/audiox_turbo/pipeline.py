@@ -49,6 +49,12 @@ class GenerationOutput:
     duration: float
 
 
+def shipped_model_dir() -> Path | None:
+    """The default model shipped in the package assets, if this install has one."""
+    path = Path(__file__).parent / "assets" / "default"
+    return path if (path / "config.json").is_file() else None
+
+
 def _as_list(value: Any, n: int | None = None) -> list[Any]:
     """A prompt argument as a list (a single prompt is broadcast to n items)."""
     if value is None:
