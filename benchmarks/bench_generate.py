@@ -42,7 +42,13 @@ def _timed(fn, device: str, repeat: int = 1) -> float:
 
 
 def measure(
-    preset: str, device: str, dtype: str, duration: float, teacher_steps: int, budget: float
+    preset: str,
+    device: str,
+    dtype: str,
+    duration: float,
+    teacher_steps: int,
+    budget: float,
+    compile_mode: str | None = None,
 ) -> dict:
     """Benchmark one preset in this process."""
     import torch
@@ -52,6 +58,8 @@ def measure(
 
     torch.manual_seed(0)
     pipe = AudioXTurbo.from_preset(preset, device=device, dtype=dtype)
+    if compile_mode:
+        pipe.denoiser.forward = torch.compile(pipe.denoiser.forward, mode=compile_mode)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     frames = pipe.config.latent_frames(duration)
@@ -123,12 +131,19 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--teacher-steps", type=int, default=100)
     parser.add_argument("--budget", type=float, default=120.0, help="max seconds for a teacher run")
+    parser.add_argument("--compile", default=None, help="torch.compile mode for the denoiser")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(RESULTS / "generate.json"))
     args = parser.parse_args()
     if args.worker:
         row = measure(
-            args.presets[0], args.device, args.dtype, args.duration, args.teacher_steps, args.budget
+            args.presets[0],
+            args.device,
+            args.dtype,
+            args.duration,
+            args.teacher_steps,
+            args.budget,
+            args.compile,
         )
         print(json.dumps(row))
         return
@@ -150,6 +165,7 @@ def main() -> None:
             str(args.teacher_steps),
             "--budget",
             str(args.budget),
+            *(["--compile", args.compile] if args.compile else []),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:

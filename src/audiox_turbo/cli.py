@@ -17,6 +17,16 @@ app = typer.Typer(
 )
 
 
+def _register_subcommands() -> None:
+    """Sub-apps; each module imports its heavy dependencies inside its commands."""
+    from audiox_turbo.data.cli import app as data_app
+
+    app.add_typer(data_app, name="data")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     try:

@@ -123,11 +123,16 @@ class AudioXTurbo:
 
     # construction -------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: ModelConfig, seed: int = 0) -> AudioXTurbo:
-        """Randomly initialised model (deterministic in `seed`, global RNG untouched)."""
-        with torch.random.fork_rng(devices=[]):
+    def from_config(
+        cls, config: ModelConfig, seed: int = 0, device: str | torch.device | None = None
+    ) -> AudioXTurbo:
+        """Randomly initialised model built directly on `device` (deterministic in `seed`)."""
+        device = resolve_device(device) if device is not None else torch.device("cpu")
+        with torch.random.fork_rng(devices=[]), device:
             torch.manual_seed(seed)
-            return cls(config, OobleckVAE(config.codec), Conditioner(config), Denoiser(config))
+            model = cls(config, OobleckVAE(config.codec), Conditioner(config), Denoiser(config))
+        model.device = device
+        return model
 
     @classmethod
     def from_preset(cls, name: str, seed: int = 0, **kwargs: Any) -> AudioXTurbo:
@@ -136,7 +141,8 @@ class AudioXTurbo:
             config = preset(name)
         except ValueError as e:
             raise AudioXError(str(e)) from None
-        return cls.from_config(config, seed).to(kwargs.get("device"), kwargs.get("dtype"))
+        device = kwargs.get("device")
+        return cls.from_config(config, seed, device).to(device, kwargs.get("dtype"))
 
     @classmethod
     def from_pretrained(
@@ -445,9 +451,8 @@ class AudioXTurbo:
         if method == "student":
             if cfg != 1.0:
                 raise AudioXError("the few-step student sampler runs without CFG: use cfg=1")
-            x0 = sample_student(
-                counter, noise, student_timesteps(steps, shift), generator, callback
-            )
+            renoise = torch.Generator(self.device).manual_seed(generator.initial_seed() + 1)
+            x0 = sample_student(counter, noise, student_timesteps(steps, shift), renoise, callback)
         else:
             run = sample_euler if method == "euler" else sample_heun
             x0 = run(counter, noise, teacher_timesteps(steps, shift).to(self.device), callback)

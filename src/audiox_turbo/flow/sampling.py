@@ -1,0 +1,146 @@
+"""Samplers: teacher ODE solvers (Euler, Heun) with batched CFG, and the few-step student sampler.
+
+A velocity function maps (x_t (B, ...), t (B,)) to v (B, ...). Timestep schedules are float64
+grids; samplers cast each t to the dtype and device of the state. Samplers do not switch
+autograd off: wrap them in `torch.no_grad()` / `torch.inference_mode()` for generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from audiox_turbo.flow.path import shift_timesteps, x0_from_velocity
+
+VelocityFn = Callable[[Tensor, Tensor], Tensor]
+ProgressCallback = Callable[[int, int], None]
+
+
+def teacher_timesteps(steps: int, shift: float = 1.0) -> Tensor:
+    """(steps + 1,) float64 grid from 1 to 0, uniform then shifted."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return shift_timesteps(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64), shift)
+
+
+def student_timesteps(steps: int = 4, shift: float = 1.0) -> Tensor:
+    """(steps,) float64 student times: [1, .75, .5, .25] for 4 steps, then shifted."""
+    return teacher_timesteps(steps, shift)[:-1]
+
+
+def classifier_free_guidance(v_cond: Tensor, v_uncond: Tensor, scale: float) -> Tensor:
+    """v = v_uncond + w·(v_cond − v_uncond); w = 1 is the conditional velocity."""
+    return v_uncond + scale * (v_cond - v_uncond)
+
+
+def guided_velocity(forward_pair: Callable[[Tensor, Tensor], Tensor], scale: float) -> VelocityFn:
+    """CFG velocity from one batched forward (2 NFE per call).
+
+    `forward_pair(x2, t2)` gets x2 = cat[x, x] (2B, ...) and t2 (2B,) and returns cat[v_cond,
+    v_uncond]; the caller binds the batched condition cat[cond, null].
+    """
+
+    def velocity(x: Tensor, t: Tensor) -> Tensor:
+        v_cond, v_uncond = forward_pair(torch.cat([x, x]), torch.cat([t, t])).chunk(2)
+        return classifier_free_guidance(v_cond, v_uncond, scale)
+
+    return velocity
+
+
+class NFECounter:
+    """Wraps a velocity function or a batched CFG `forward_pair`, counting calls.
+
+    `forwards` counts network calls; `nfe` counts sample-equivalent evaluations, i.e.
+    `nfe_per_forward` per call (2 for a forward_pair that evaluates cond and uncond at once).
+    """
+
+    def __init__(self, fn: Callable[..., Tensor], nfe_per_forward: int = 1) -> None:
+        self.fn = fn
+        self.nfe_per_forward = nfe_per_forward
+        self.forwards = 0
+
+    @property
+    def nfe(self) -> int:
+        return self.forwards * self.nfe_per_forward
+
+    def reset(self) -> None:
+        self.forwards = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        self.forwards += 1
+        return self.fn(*args, **kwargs)
+
+
+def _time(t: Tensor, x: Tensor) -> Tensor:
+    """Scalar schedule entry as a (B,) tensor on x's device and dtype."""
+    return t.to(device=x.device, dtype=x.dtype).expand(x.shape[0])
+
+
+def sample_euler(
+    velocity: VelocityFn,
+    noise: Tensor,
+    timesteps: Tensor,
+    callback: ProgressCallback | None = None,
+) -> Tensor:
+    """Euler ODE from noise (B, ...) along `timesteps` (N + 1,) to x at timesteps[-1]; N NFE."""
+    x = noise
+    total = len(timesteps) - 1
+    for i in range(total):
+        t, t_next = timesteps[i], timesteps[i + 1]
+        x = x + (t_next - t).to(x.dtype) * velocity(x, _time(t, x))
+        if callback is not None:
+            callback(i + 1, total)
+    return x
+
+
+def sample_heun(
+    velocity: VelocityFn,
+    noise: Tensor,
+    timesteps: Tensor,
+    callback: ProgressCallback | None = None,
+) -> Tensor:
+    """Heun (explicit trapezoid) ODE from noise (B, ...); 2N − 1 NFE when timesteps end at 0.
+
+    A step whose t_next is 0 is a plain Euler step (the corrector would evaluate v at t = 0).
+    """
+    x = noise
+    total = len(timesteps) - 1
+    for i in range(total):
+        t, t_next = timesteps[i], timesteps[i + 1]
+        dt = (t_next - t).to(x.dtype)
+        v = velocity(x, _time(t, x))
+        x_euler = x + dt * v
+        x = x_euler if t_next == 0 else x + dt * 0.5 * (v + velocity(x_euler, _time(t_next, x)))
+        if callback is not None:
+            callback(i + 1, total)
+    return x
+
+
+def sample_student(
+    velocity: VelocityFn,
+    noise: Tensor,
+    timesteps: Tensor,
+    generator: torch.Generator | None = None,
+    callback: ProgressCallback | None = None,
+) -> Tensor:
+    """Few-step DMD sampler from noise (B, ...): len(timesteps) NFE, returns the last x0.
+
+    At each t: x0 = x_t − t·v(x_t, t); then x_{t_next} = (1 − t_next)·x0 + t_next·ε_fresh.
+    """
+    total = len(timesteps)
+    if total < 1:
+        raise ValueError("student sampling needs at least one timestep")
+    x = x0 = noise
+    for i in range(total):
+        t = _time(timesteps[i], x)
+        x0 = x0_from_velocity(x, t, velocity(x, t))
+        if i + 1 < total:
+            t_next = timesteps[i + 1].to(x.dtype)
+            fresh = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = (1 - t_next) * x0 + t_next * fresh
+        if callback is not None:
+            callback(i + 1, total)
+    return x0
