@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from audiox_turbo.conditioning.fusion import MultimodalAdaptiveFusion
-from audiox_turbo.conditioning.layers import apply_rope, masked_attention
+from audiox_turbo.conditioning.layers import masked_attention, rope_sequence
 from audiox_turbo.conditioning.tokens import ModalityTokens
 
 DIM, HEADS = 16, 2
@@ -61,7 +61,7 @@ def test_masked_attention_matches_float64_reference() -> None:
 def test_rope_preserves_norm_and_depends_on_relative_position() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 1, 8, 6, generator=g, dtype=torch.float64)
-    rotated = apply_rope(x)
+    rotated = rope_sequence(x)
     torch.testing.assert_close(rotated.norm(dim=-1), x.norm(dim=-1))
     torch.testing.assert_close(rotated[..., 0, :], x[..., 0, :])
     q = torch.randn(6, generator=g, dtype=torch.float64)
@@ -75,7 +75,7 @@ def _at(vector: torch.Tensor, position: int) -> torch.Tensor:
     """`vector` rotated as if it sat at `position` of a sequence."""
     seq = torch.zeros(position + 1, vector.shape[0], dtype=vector.dtype)
     seq[position] = vector
-    return apply_rope(seq.view(1, 1, position + 1, -1))[0, 0, position]
+    return rope_sequence(seq.view(1, 1, position + 1, -1))[0, 0, position]
 
 
 def test_streams_unchanged_at_init_but_pooled_reflects_inputs() -> None:

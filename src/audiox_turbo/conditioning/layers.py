@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiox_turbo.model.layers import apply_rope, rope_angles, rope_frequencies
+
 
 def masked_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor
@@ -24,16 +26,11 @@ def masked_attention(
     return out * has_key[:, None, None, None].to(out.dtype)
 
 
-def apply_rope(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
-    """Rotary position embedding over positions 0..N-1 of x (B, H, N, Dh), rotate-half form."""
-    n, dh = x.shape[-2], x.shape[-1]
-    half = dh // 2
-    freqs = theta ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angles = torch.arange(n, device=x.device, dtype=torch.float32)[:, None] * freqs[None, :]
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x[..., :half], x[..., half : 2 * half]
-    rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
-    return torch.cat([rotated, x[..., 2 * half :]], dim=-1)
+def rope_sequence(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
+    """Rotary positions 0..N-1 applied to x (B, H, N, Dh) (the denoiser's interleaved RoPE)."""
+    positions = torch.arange(x.shape[-2], device=x.device, dtype=torch.float32)
+    cos, sin = rope_angles(positions.unsqueeze(0), rope_frequencies(x.shape[-1], theta, x.device))
+    return apply_rope(x, cos, sin)
 
 
 class Attention(nn.Module):
@@ -60,7 +57,7 @@ class Attention(nn.Module):
         q = self._split(self.q(x))
         k, v = (self._split(t) for t in self.kv(context).chunk(2, dim=-1))
         if self.rope:
-            q, k = apply_rope(q), apply_rope(k)
+            q, k = rope_sequence(q), rope_sequence(k)
         out = masked_attention(q, k, v, context_mask)
         return self.out(out.transpose(1, 2).flatten(2))
 
