@@ -20,8 +20,10 @@ app = typer.Typer(
 def _register_subcommands() -> None:
     """Sub-apps; each module imports its heavy dependencies inside its commands."""
     from audiox_turbo.data.cli import app as data_app
+    from audiox_turbo.official.cli import app as official_app
 
     app.add_typer(data_app, name="data")
+    app.add_typer(official_app, name="convert", help="Convert other projects' checkpoints.")
 
 
 _register_subcommands()
@@ -30,25 +32,10 @@ _register_subcommands()
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     try:
-        app(standalone_mode=False)
+        app()
     except AudioXError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except Exception as e:  # click usage errors carry their own exit codes
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
 
 
 def _load_model(model: str | None, preset_name: str | None, device: str, dtype: str):
@@ -104,6 +91,9 @@ def generate(
     ),
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps"),
     dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16"),
+    sync_features: str | None = typer.Option(
+        None, help="Synchformer features (.npy/.safetensors) for the official model."
+    ),
 ) -> None:
     """Generate audio from text, a video and/or an audio clip."""
     from pathlib import Path
@@ -121,7 +111,7 @@ def generate(
     from audiox_turbo.io.audio import save_audio
 
     pipe = _load_model(model, preset_name, device, dtype)
-    if not pipe.config.trained:
+    if not pipe.trained:
         typer.echo(
             f"notice: model '{pipe.config.name}' has untrained (random) weights: expect noise",
             err=True,
@@ -151,6 +141,7 @@ def generate(
             num_outputs=num_outputs,
             method=method,
             callback=on_step,
+            **({"sync_features": sync_features} if sync_features else {}),
         )
     for path, wav in zip(_output_paths(out, num_outputs), result.waveforms, strict=True):
         if suffix == ".mp4":

@@ -64,7 +64,7 @@ def _as_list(value: Any, n: int | None = None) -> list[Any]:
     return [value] * (n or 1)
 
 
-def _dtype(name: str | torch.dtype | None) -> torch.dtype:
+def parse_dtype(name: str | torch.dtype | None) -> torch.dtype:
     if name is None or isinstance(name, torch.dtype):
         return name or torch.float32
     table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -157,6 +157,13 @@ class AudioXTurbo:
             raise ModelLoadError(f"{config_file}: missing (not a model directory)")
         import json
 
+        from audiox_turbo.official.model import official_variant
+
+        if official_variant(config_file):
+            from audiox_turbo.official.pipeline import OfficialPipeline
+
+            return OfficialPipeline.from_pretrained(root, device=device, dtype=dtype)
+
         try:
             data = json.loads(config_file.read_text())
             config = from_dict(ModelConfig, data)
@@ -184,6 +191,11 @@ class AudioXTurbo:
         if Path(path_or_preset).exists():
             return cls.from_pretrained(path_or_preset, **kwargs)
         return cls.from_preset(str(path_or_preset), **kwargs)
+
+    @property
+    def trained(self) -> bool:
+        """False for random (preset) weights."""
+        return self.config.trained
 
     def modules(self) -> tuple[nn.Module, nn.Module, nn.Module]:
         """The three components in COMPONENTS order."""
@@ -216,7 +228,7 @@ class AudioXTurbo:
     def to(self, device: str | torch.device | None = None, dtype: Any = None) -> AudioXTurbo:
         """Move to a device; `dtype` applies to conditioner and denoiser (codec stays float32)."""
         self.device = resolve_device(device) if device is not None else self.device
-        self.dtype = _dtype(dtype) if dtype is not None else self.dtype
+        self.dtype = parse_dtype(dtype) if dtype is not None else self.dtype
         self.codec.to(self.device)
         self.conditioner.to(self.device, self.dtype)
         self.denoiser.to(self.device, self.dtype)

@@ -1,0 +1,75 @@
+"""The official audio-prompt conditioner (AudioAutoencoderConditioner, ARCHITECTURE.md §3.3).
+
+Its own copy of the Oobleck VAE (`codec`, released prefix
+`conditioner.conditioners.audio_prompt.pretransform.model.`) encodes the prompt *sampled*;
+a random 25–75 % span of the prompt is zeroed first, also at inference. `proj_features_128`
+maps the 215 latent frames to 128 tokens before `proj_out` widens 64 channels to 768.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audiox_turbo.codec.oobleck import OobleckVAE
+from audiox_turbo.official.config import OfficialConfig
+
+_STD_FLOOR = 1e-4
+
+
+def match_channels(wav: Tensor, channels: int) -> Tensor:
+    """(B,C,N) -> (B,channels,N): mono is repeated, extra channels are dropped."""
+    if wav.shape[1] == 1:
+        return wav.expand(-1, channels, -1)
+    return wav[:, :channels]
+
+
+class OfficialAudioPromptConditioner(nn.Module):
+    """Prompt waveform (B,C,N) -> tokens (B,128,D); N must give `prompt_latent_frames` frames."""
+
+    def __init__(self, config: OfficialConfig) -> None:
+        super().__init__()
+        self.channels = config.codec.audio_channels
+        self.mask_min = config.prompt_mask_min
+        self.mask_max = config.prompt_mask_max
+        self.codec = OobleckVAE(config.codec)
+        self.proj_out = nn.Linear(config.codec.latent_dim, config.cond_dim)
+        self.proj_features_128 = nn.Linear(config.prompt_latent_frames, config.cond_tokens)
+
+    def mask_span(self, wav: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Zero one random contiguous span of int(N·U[min,max)) samples per item (B,C,N)."""
+        if not self.mask_min < self.mask_max:
+            return wav
+        b, _, n = wav.shape
+        ratios = torch.rand(b, generator=generator, device=wav.device)
+        ratios = ratios * (self.mask_max - self.mask_min) + self.mask_min
+        wav = wav.clone()
+        for i in range(b):
+            length = int(n * ratios[i].item())
+            start = int(
+                torch.randint(0, n - length + 1, (1,), generator=generator, device=wav.device)
+            )
+            wav[i, :, start : start + length] = 0
+        return wav
+
+    def encode(self, wav: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(B,C,N) -> sampled latents (B,64,floor(N/ds)), one item at a time as the official.
+
+        The encoder sees the waveform unpadded (the official floors the frame count).
+        """
+        latents = []
+        for item in wav.split(1):
+            mean, scale = self.codec.encoder(item).chunk(2, dim=1)
+            std = F.softplus(scale) + _STD_FLOOR
+            noise = torch.randn(
+                mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+            )
+            latents.append(mean + std * noise)
+        return torch.cat(latents)
+
+    def forward(self, wav: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(B,C,N) -> (B,128,D): mask, sampled VAE encode, time projection, channel projection."""
+        wav = self.mask_span(match_channels(wav, self.channels), generator)
+        latents = self.encode(wav, generator).to(self.proj_features_128.weight.dtype)
+        return self.proj_out(self.proj_features_128(latents).transpose(1, 2))
