@@ -21,8 +21,10 @@ def _register_subcommands() -> None:
     """Sub-apps; each module imports its heavy dependencies inside its commands."""
     from audiox_turbo.data.cli import app as data_app
     from audiox_turbo.official.cli import app as official_app
+    from audiox_turbo.train.cli import app as train_app
 
     app.add_typer(data_app, name="data")
+    app.add_typer(train_app, name="train", help="Train the codec or the flow-matching teacher.")
     app.add_typer(official_app, name="convert", help="Convert other projects' checkpoints.")
 
 
@@ -167,3 +169,7 @@ def info(model: str = typer.Argument(..., help="Model directory or preset name."
     typer.echo(json.dumps(to_dict(pipe.config), indent=2))
     for name, count in pipe.parameter_counts().items():
         typer.echo(f"{name:>14}: {count:,}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Training throughput: step time, samples/s, peak memory and data-wait fraction.
+
+Codec (adversarial phase on, discriminator from `configs/PRESET.json`) and teacher at the
+`tiny` and `demo` presets, each in its own subprocess (clean peak
+memory), trained through the real engine on a generated WAV manifest read by `ClipDataset`
+with loader workers. Prints a table and writes `benchmarks/results/train.json`.
+
+    python benchmarks/bench_train.py [--steps 6] [--presets tiny,demo] [--tasks codec,teacher]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RESULTS = Path(__file__).resolve().parent / "results" / "train.json"
+BATCH = {"tiny": 4, "demo": 8}
+CROP = {"tiny": 1.0, "demo": 2.0}
+
+
+def write_manifest(folder: Path, sample_rate: int, clips: int, seconds: float) -> Path:
+    """`clips` WAV files of tones + noise with captions, and their manifest."""
+    import numpy as np
+    import soundfile as sf
+
+    from audiox_turbo.data.manifest import ClipRecord, write_manifest
+
+    rng = np.random.default_rng(0)
+    records = []
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    for i in range(clips):
+        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 2000) * t) + 0.05 * rng.standard_normal(n)
+        sf.write(folder / f"clip{i}.wav", wave.astype(np.float32), sample_rate)
+        records.append(
+            ClipRecord(
+                id=f"clip{i}",
+                audio=f"clip{i}.wav",
+                captions=[f"a tone number {i}"],
+                duration=seconds,
+                sample_rate=sample_rate,
+                channels=1,
+            )
+        )
+    path = folder / "manifest.jsonl"
+    write_manifest(path, records)
+    return path
+
+
+def measure(kind: str, preset_name: str, steps: int) -> dict[str, float | int | str]:
+    """Run `steps` timed steps (after 2 warm-up steps) and return the measurements."""
+    import resource
+
+    import torch
+
+    from audiox_turbo.config import TrainConfig, preset
+    from audiox_turbo.data.dataset import ClipDataset, collate
+    from audiox_turbo.train.codec import CodecTask
+    from audiox_turbo.train.loop import Trainer
+    from audiox_turbo.train.run_config import TeacherTrainingConfig, load_run_config
+    from audiox_turbo.train.teacher import TeacherTask
+
+    model = preset(preset_name)
+    batch = BATCH[preset_name]
+    cfg = TrainConfig(
+        batch_size=batch,
+        warmup_steps=0,
+        max_steps=steps + 2,
+        checkpoint_every=0,
+        log_every=0,
+        sample_every=0,
+        num_workers=2,
+        crop_seconds=CROP[preset_name],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = write_manifest(Path(tmp), model.codec.sample_rate, 4 * batch, 3.0)
+        video = kind == "teacher"
+        cond = model.conditioning
+        dataset = ClipDataset(
+            manifest,
+            model.codec.sample_rate,
+            model.codec.audio_channels,
+            cfg.crop_seconds,
+            video_fps=cond.video_fps if video else None,
+            video_size=cond.video_size if video else None,
+            tasks=["T2A"] if video else None,
+        )
+        if kind == "codec":
+            settings = load_run_config(CONFIGS / f"{preset_name}.json").codec
+            task = CodecTask(model, dataclasses.replace(settings, adversarial_start=0))
+        else:
+            task = TeacherTask(model, cfg, TeacherTrainingConfig(validation_prompts=()))
+        task.export = lambda directory, ctx: None
+        trainer = Trainer(task, cfg, Path(tmp) / "run", dataset, collate, progress=False, cpu=True)
+        trainer.fit()
+        lines = (Path(tmp) / "run/logs/metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines][2:]
+    step_s = sum(r["perf/step_s"] for r in records) / len(records)
+    data_s = sum(r["perf/data_s"] for r in records) / len(records)
+    return {
+        "task": kind,
+        "preset": preset_name,
+        "batch": batch,
+        "crop_s": CROP[preset_name],
+        "threads": torch.get_num_threads(),
+        "step_s": step_s,
+        "samples_per_s": batch / step_s,
+        "data_wait_fraction": data_s / step_s,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--presets", default="tiny,demo")
+    parser.add_argument("--tasks", default="codec,teacher")
+    parser.add_argument("--one", nargs=2, metavar=("TASK", "PRESET"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one[0], args.one[1], args.steps)))
+        return
+    rows = []
+    for preset_name in args.presets.split(","):
+        for kind in args.tasks.split(","):
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", kind, preset_name, "--steps", str(args.steps)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    header = f"{'task':8} {'preset':6} {'batch':>5} {'step s':>8} {'samples/s':>10} "
+    header += f"{'data wait':>9} {'peak MiB':>9}"
+    print(header)
+    for r in rows:
+        print(
+            f"{r['task']:8} {r['preset']:6} {r['batch']:>5} {r['step_s']:>8.3f} "
+            f"{r['samples_per_s']:>10.2f} {r['data_wait_fraction']:>8.1%} {r['peak_rss_mib']:>9.0f}"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_name(f".{RESULTS.name}.tmp")
+    tmp.write_text(json.dumps({"machine": "2-core CPU, torch CPU", "rows": rows}, indent=2) + "\n")
+    os.replace(tmp, RESULTS)
+
+
+if __name__ == "__main__":
+    main()

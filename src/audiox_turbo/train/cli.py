@@ -1,0 +1,179 @@
+"""`audiox-turbo train codec|teacher`: the training commands (heavy imports inside them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+app = typer.Typer(
+    help="Train the codec or the flow-matching teacher (launch with accelerate/torchrun for DDP).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+CONFIG = typer.Option(..., "--config", help="Run JSON (configs/NAME.json).")
+DATA = typer.Option(..., "--data", help="A JSONL manifest, a shard folder or an index.json.")
+OUT = typer.Option(..., "--out", help="Run folder: runs/NAME.")
+RESUME = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out.")
+MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after N steps (default: config).")
+CPU = typer.Option(False, "--cpu", help="Train on the CPU even when a GPU is present.")
+
+
+@app.command()
+def codec(
+    config: Path = CONFIG,
+    data: str = DATA,
+    out: Path = OUT,
+    resume: bool = RESUME,
+    max_steps: int | None = MAX_STEPS,
+    cpu: bool = CPU,
+) -> None:
+    """Train the Oobleck VAE codec (reconstruction + KL, then adversarial)."""
+    from audiox_turbo.train.codec import CodecTask
+    from audiox_turbo.train.run_config import load_run_config
+
+    run = load_run_config(config)
+    model_config = run.model_config()
+    dataset, collate = _clip_dataset(run, data, video=False)
+    task = CodecTask(
+        model_config,
+        run.codec,
+        validation_batch=_validation_batch(dataset, collate, run.codec.validation_clips),
+        vae=_pretrained(run.model).codec if _is_model_dir(run.model) else None,
+        seed=run.train.seed,
+    )
+    _fit(task, run, out, dataset, collate, resume, max_steps, cpu)
+
+
+@app.command()
+def teacher(
+    config: Path = CONFIG,
+    data: str = DATA,
+    out: Path = OUT,
+    resume: bool = RESUME,
+    max_steps: int | None = MAX_STEPS,
+    cpu: bool = CPU,
+) -> None:
+    """Train the flow-matching teacher (conditioner + denoiser) on a frozen codec."""
+    from audiox_turbo.train.run_config import load_run_config
+    from audiox_turbo.train.teacher import TeacherTask
+
+    run = load_run_config(config)
+    model_config = run.model_config()
+    init = run.teacher.init_from or (run.model if _is_model_dir(run.model) else None)
+    start = _pretrained(init) if init else None
+    codec_source = run.teacher.codec_from
+    codec_model = _pretrained(codec_source).codec if codec_source else None
+    if codec_model is None and start is not None:
+        codec_model = start.codec
+    if _is_latent_shards(data):
+        dataset, collate = _latent_dataset(run, data, model_config)
+    else:
+        dataset, collate = _clip_dataset(run, data, video=True)
+    task = TeacherTask(
+        model_config,
+        run.train,
+        run.teacher,
+        codec=codec_model,
+        conditioner=start.conditioner if start is not None else None,
+        denoiser=start.denoiser if start is not None else None,
+        validation_batch=_validation_batch(dataset, collate, run.teacher.validation_batch),
+        seed=run.train.seed,
+    )
+    if codec_model is None:
+        typer.echo("note: no trained codec given (teacher.codec_from); using a random codec")
+    _fit(task, run, out, dataset, collate, resume, max_steps, cpu)
+
+
+def _fit(
+    task: Any,
+    run: Any,
+    out: Path,
+    dataset: Any,
+    collate: Any,
+    resume: bool,
+    max_steps: int | None,
+    cpu: bool,
+) -> None:
+    from audiox_turbo.config import to_dict
+    from audiox_turbo.train.loop import Trainer
+
+    trainer = Trainer(task, run.train, out, dataset, collate, run_config=to_dict(run), cpu=cpu)
+    result = trainer.fit(max_steps=max_steps, resume=resume)
+    if not trainer.accelerator.is_main_process:
+        return
+    if result.interrupted:
+        typer.echo(
+            f"stopped at step {result.step}; checkpoint {result.checkpoint}; continue with --resume"
+        )
+    else:
+        typer.echo(f"finished at step {result.step}; model exported to {trainer.paths.export}")
+
+
+def _is_model_dir(path: str | None) -> bool:
+    return path is not None and (Path(path) / "config.json").is_file()
+
+
+def _pretrained(path: str) -> Any:
+    from audiox_turbo.pipeline import AudioXTurbo
+
+    return AudioXTurbo.from_pretrained(path)
+
+
+def _is_latent_shards(data: str) -> bool:
+    if data.endswith(".jsonl") or (Path(data).is_file() and not data.endswith(".json")):
+        return False
+    from audiox_turbo.data.shards import INDEX_NAME, ShardIndex
+
+    index = data if data.endswith(".json") else str(Path(data) / INDEX_NAME)
+    return Path(index).is_file() and ShardIndex.read(index).kind == "latents"
+
+
+def _clip_dataset(run: Any, data: str, video: bool) -> tuple[Any, Any]:
+    """ClipDataset for a manifest, ShardDataset for shards; video only for the teacher."""
+    from audiox_turbo.data.dataset import ClipDataset, collate
+
+    model_config = run.model_config()
+    cond = model_config.conditioning
+    common: dict[str, Any] = dict(
+        sample_rate=model_config.codec.sample_rate,
+        channels=model_config.codec.audio_channels,
+        crop_seconds=run.train.crop_seconds,
+        video_fps=cond.video_fps if video else None,
+        video_size=cond.video_size if video else None,
+        seed=run.train.seed,
+        tasks=list(run.teacher.tasks) if video else None,
+    )
+    if data.endswith(".jsonl"):
+        return ClipDataset(data, **common), collate
+    from audiox_turbo.data.shards import ShardDataset
+
+    return ShardDataset(data, **common), collate
+
+
+def _latent_dataset(run: Any, data: str, model_config: Any) -> tuple[Any, Any]:
+    from audiox_turbo.data.dataset import collate
+    from audiox_turbo.data.latents import LatentShardDataset
+
+    frames = model_config.latent_frames(run.train.crop_seconds)
+    dataset = LatentShardDataset(
+        data, crop_frames=frames, seed=run.train.seed, tasks=list(run.teacher.tasks)
+    )
+    return dataset, collate
+
+
+def _validation_batch(dataset: Any, collate: Any, count: int) -> dict[str, Any] | None:
+    """The first `count` samples, collated: a fixed validation batch."""
+    if count <= 0:
+        return None
+    if hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__"):
+        items = [dataset[i] for i in range(min(count, len(dataset)))]
+    else:
+        items = []
+        for item in dataset:
+            items.append(item)
+            if len(items) == count:
+                break
+    return collate(items) if items else None

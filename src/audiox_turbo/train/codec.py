@@ -1,0 +1,162 @@
+"""Codec training task: Oobleck VAE reconstruction + KL, then a multi-scale STFT adversary."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from audiox_turbo.codec.oobleck import OobleckVAE, kl_divergence
+from audiox_turbo.config import ModelConfig
+from audiox_turbo.train.codec_discriminator import MultiScaleSTFTDiscriminator
+from audiox_turbo.train.loop import AudioSample, OptimizerSpec, StepContext, Task
+from audiox_turbo.train.losses import (
+    feature_matching_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+    mel_distance,
+    multi_resolution_stft_loss,
+    si_sdr,
+    waveform_l1,
+)
+from audiox_turbo.train.run_config import CodecTrainingConfig
+
+
+class VAEReconstruction(nn.Module):
+    """Wraps the VAE so one forward (what DDP synchronises) encodes, samples and decodes."""
+
+    def __init__(self, vae: OobleckVAE) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(
+        self, wav: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, C, S) -> reconstruction (B, C, S), posterior mean and std (B, D, T)."""
+        mean, std = self.vae.encode_posterior(wav)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        recon = self.vae.decode(mean + std * noise)
+        return recon[..., : wav.shape[-1]], mean, std
+
+
+class CodecTask(Task):
+    """Trains an `OobleckVAE`; the discriminator joins at `adversarial_start`."""
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        settings: CodecTrainingConfig,
+        validation_batch: dict[str, Any] | None = None,
+        vae: OobleckVAE | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.model_config = model_config
+        self.settings = settings
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.vae = vae if vae is not None else OobleckVAE(model_config.codec)
+            self.discriminator = MultiScaleSTFTDiscriminator(
+                model_config.codec.audio_channels,
+                settings.discriminator_filters,
+                settings.discriminator_fft_sizes,
+            )
+        self.reconstruction = VAEReconstruction(self.vae)
+        self.validation_batch = validation_batch
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"codec": self.reconstruction, "discriminator": self.discriminator}
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        s = self.settings
+        return {
+            "codec": OptimizerSpec(("codec",), betas=s.betas),
+            "discriminator": OptimizerSpec(
+                ("discriminator",), lr=s.discriminator_lr, betas=s.betas
+            ),
+        }
+
+    def phases(self, step: int) -> list[str]:
+        if step < self.settings.adversarial_start:
+            return ["codec"]
+        return ["discriminator", "codec"]
+
+    def ema_modules(self) -> list[str]:
+        return ["codec"]
+
+    def batch_stats(self, batch: dict[str, Any]) -> tuple[int, int]:
+        audio = batch["audio"]
+        return audio.shape[0], audio.shape[0] * self.model_config.codec.latent_frames(
+            audio.shape[-1]
+        )
+
+    def training_step(
+        self, batch: dict[str, Any], phase: str, ctx: StepContext
+    ) -> dict[str, torch.Tensor]:
+        s = self.settings
+        wav = batch["audio"].to(ctx.device)
+        mask = batch["audio_mask"].to(ctx.device)[:, None, :].to(wav.dtype)
+        codec, disc = ctx.modules["codec"], ctx.modules["discriminator"]
+        if phase == "discriminator":
+            with torch.no_grad():
+                recon, _, _ = codec(wav, ctx.generator)
+            # one forward over real and fake: DDP allows a single forward per backward
+            logits, _ = disc(torch.cat([wav, (recon * mask).detach()]))
+            real_logits = [x[: len(wav)] for x in logits]
+            fake_logits = [x[len(wav) :] for x in logits]
+            return {"loss": hinge_discriminator_loss(real_logits, fake_logits)}
+        recon, mean, std = codec(wav, ctx.generator)
+        recon = recon * mask
+        stft = multi_resolution_stft_loss(recon, wav, s.stft_fft_sizes, eps=s.stft_log_eps)
+        l1 = waveform_l1(recon, wav)
+        kl = kl_divergence(mean.float(), std.float())
+        loss = s.stft_weight * stft + s.l1_weight * l1 + s.kl_weight * kl
+        losses = {"stft": stft.detach(), "l1": l1.detach(), "kl": kl.detach()}
+        if ctx.step >= s.adversarial_start:
+            with torch.no_grad():
+                _, real_features = disc(wav)
+            fake_logits, fake_features = disc(recon)
+            adversarial = hinge_generator_loss(fake_logits)
+            matching = feature_matching_loss(real_features, fake_features)
+            loss = loss + s.adversarial_weight * adversarial + s.feature_matching_weight * matching
+            losses.update(adversarial=adversarial.detach(), feature_matching=matching.detach())
+        losses["loss"] = loss
+        return losses
+
+    def validate(self, ctx: StepContext) -> dict[str, float]:
+        if self.validation_batch is None:
+            return {}
+        wav, recon = self._reconstruct(ctx)
+        return {
+            "si_sdr": float(si_sdr(recon, wav).mean()),
+            "mel_distance": float(mel_distance(recon, wav, self.model_config.codec.sample_rate)),
+        }
+
+    def samples(self, ctx: StepContext) -> list[AudioSample]:
+        if self.validation_batch is None:
+            return []
+        wav, recon = self._reconstruct(ctx)
+        rate = self.model_config.codec.sample_rate
+        clips = []
+        for i in range(min(len(wav), self.settings.validation_clips)):
+            clips.append(AudioSample(f"clip{i}_real", wav[i], rate))
+            clips.append(AudioSample(f"clip{i}_recon", recon[i], rate))
+        return clips
+
+    def _reconstruct(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.validation_batch is not None
+        wav = self.validation_batch["audio"][: self.settings.validation_clips].to(ctx.device)
+        vae = ctx.unwrapped("codec").vae
+        recon = vae.decode(vae.encode(wav, sample=False))[..., : wav.shape[-1]]
+        return wav, recon
+
+    def export(self, directory: Path, ctx: StepContext) -> None:
+        """A model folder with the trained codec and freshly initialised other components."""
+        from audiox_turbo.pipeline import AudioXTurbo
+
+        model = AudioXTurbo.from_config(self.model_config)
+        model.codec.load_state_dict(ctx.unwrapped("codec").vae.state_dict())
+        model.config = dataclasses.replace(model.config, trained=False)
+        model.save_pretrained(directory)

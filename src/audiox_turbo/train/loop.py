@@ -1,0 +1,724 @@
+"""The training engine: a reusable Accelerate loop driven by a `Task`.
+
+The engine owns everything generic: process group (DDP/FSDP through `accelerate launch` or
+torchrun, gloo on CPU), mixed precision, data order and sharding, gradient accumulation,
+clipping, AdamW + schedules, float32 EMA, atomic checkpoints (periodic and on SIGTERM /
+SIGINT) with exact resume, TensorBoard and a progress bar. A `Task` says what to train.
+
+Task protocol (subclass `Task`, override what you need):
+
+- `modules()`: every network by name. Those named in an `OptimizerSpec` are trained and
+  wrapped by Accelerate (DDP/FSDP); the rest are moved to the device and left frozen.
+- `optimizers()`: one `OptimizerSpec` per optimiser (AdamW): the module names it updates and
+  optional overrides of lr / betas / weight decay / clipping.
+- `phases(step)`: optimiser names to update at this step, in order (default: all). A
+  two-time-scale distillation returns e.g. `["critic"]` on most steps and
+  `["critic", "generator"]` every k-th step.
+- `training_step(batch, phase, ctx)`: losses of one micro-batch for `phase`; the key
+  `"loss"` is back-propagated into that phase's optimiser, every value is logged. Use the
+  wrapped networks in `ctx.modules` and draw randomness from `ctx.generator`. Run networks
+  that `phase` does not train under `torch.no_grad()` (DDP expects a backward otherwise).
+- `ema_modules()`: names of networks whose float32 EMA is kept (and used for validation
+  and export).
+- `batch_stats(batch)`: (samples, latent frames) of a micro-batch, for throughput.
+- `validate(ctx)`, `samples(ctx)`: run on the main process at `sample_every` with EMA
+  weights applied; return scalars and `AudioSample`s (written to `samples/` and TensorBoard).
+- `export(directory, ctx)`: write a loadable model folder at the end of training.
+- `state_dict()` / `load_state_dict()`: any extra task state to checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+from audiox_turbo.config import TrainConfig, write_json_atomic
+from audiox_turbo.errors import AudioXError
+from audiox_turbo.train import checkpoint as ckpt
+from audiox_turbo.train.ema import EMA
+from audiox_turbo.train.schedule import build_scheduler
+
+PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One AdamW optimiser over the parameters of the named modules; None = TrainConfig value."""
+
+    modules: tuple[str, ...]
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+
+
+@dataclass
+class AudioSample:
+    """A generated (or reconstructed) clip to log: audio (channels, samples) in [-1, 1]."""
+
+    name: str
+    audio: torch.Tensor
+    sample_rate: int
+
+
+@dataclass
+class StepContext:
+    """What a task sees during a step: networks (wrapped when trained), RNG, position."""
+
+    step: int
+    modules: dict[str, nn.Module]
+    generator: torch.Generator
+    device: torch.device
+    accelerator: Any
+    ema: dict[str, EMA] = field(default_factory=dict)
+
+    def unwrapped(self, name: str) -> nn.Module:
+        """The bare network `name` (without DDP/FSDP wrapper)."""
+        return self.accelerator.unwrap_model(self.modules[name])
+
+
+class Task:
+    """Base class of what the engine trains; see the module docstring for the protocol."""
+
+    def modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        raise NotImplementedError
+
+    def phases(self, step: int) -> list[str]:
+        return list(self.optimizers())
+
+    def training_step(self, batch: Any, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def ema_modules(self) -> list[str]:
+        return []
+
+    def batch_stats(self, batch: Any) -> tuple[int, int]:
+        return 0, 0
+
+    def validate(self, ctx: StepContext) -> dict[str, float]:
+        return {}
+
+    def samples(self, ctx: StepContext) -> list[AudioSample]:
+        return []
+
+    def export(self, directory: Path, ctx: StepContext) -> None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """A run folder: `config.json`, `checkpoints/`, `logs/`, `samples/`, `model/` (export)."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def metrics(self) -> Path:
+        return self.logs / "metrics.jsonl"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def export(self) -> Path:
+        return self.root / "model"
+
+
+@dataclass
+class TrainResult:
+    """How a `Trainer.fit` call ended."""
+
+    step: int
+    interrupted: bool
+    checkpoint: Path | None
+
+
+@dataclass
+class DataPosition:
+    """Where the data stream is: epoch and micro-batches consumed within it (this rank)."""
+
+    epoch: int = 0
+    batch: int = 0
+
+
+class EpochShardSampler(Sampler[int]):
+    """Seeded permutation per epoch, strided over ranks, trimmed to whole global batches.
+
+    Starts `skip` indices into this rank's share, so a resumed run sees the same order.
+    """
+
+    def __init__(
+        self, size: int, batch_size: int, rank: int, world: int, seed: int, epoch: int, skip: int
+    ) -> None:
+        self.size, self.batch_size, self.rank, self.world = size, batch_size, rank, world
+        self.seed, self.epoch, self.skip = seed, epoch, skip
+
+    def batches_per_epoch(self) -> int:
+        return self.size // (self.batch_size * self.world)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=g)
+        mine = order[self.rank :: self.world][: self.batches_per_epoch() * self.batch_size]
+        return iter(mine[self.skip :].tolist())
+
+    def __len__(self) -> int:
+        return max(self.batches_per_epoch() * self.batch_size - self.skip, 0)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed python and numpy RNGs of a loader worker from its torch seed."""
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+class Trainer:
+    """Runs a `Task` under Accelerate with checkpoints, resume, logging and EMA."""
+
+    def __init__(
+        self,
+        task: Task,
+        config: TrainConfig,
+        run_dir: str | os.PathLike[str],
+        dataset: Dataset | IterableDataset,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        run_config: dict[str, Any] | None = None,
+        progress: bool = True,
+        cpu: bool = False,
+    ) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        if config.precision not in PRECISIONS:
+            raise AudioXError(
+                f"precision {config.precision!r} unknown; use one of {', '.join(PRECISIONS)}"
+            )
+        self.task, self.config, self.paths = task, config, RunPaths(Path(run_dir))
+        self.dataset, self.collate_fn, self.progress = dataset, collate_fn, progress
+        self.accelerator = Accelerator(
+            mixed_precision=PRECISIONS[config.precision],
+            cpu=cpu,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        acc = self.accelerator
+        self.rank, self.world = acc.process_index, acc.num_processes
+        if acc.is_main_process:
+            for d in (self.paths.checkpoints, self.paths.logs, self.paths.samples):
+                d.mkdir(parents=True, exist_ok=True)
+            if run_config is not None:
+                write_json_atomic(self.paths.config, run_config)
+        acc.wait_for_everyone()
+        self._build()
+        self.step = 0
+        self.position = DataPosition()
+        self._stop_requested = False
+        self._writer: Any = None
+
+    def _build(self) -> None:
+        acc, cfg = self.accelerator, self.config
+        modules = self.task.modules()
+        specs = self.specs = self.task.optimizers()
+        trained = [n for s in specs.values() for n in s.modules]
+        unknown = sorted(set(trained) - set(modules))
+        if unknown:
+            raise ValueError(f"optimizer specs name unknown modules {unknown}")
+        names = sorted(set(trained))
+        wrapped = {n: acc.prepare_model(modules[n]) for n in names}
+        self.modules: dict[str, nn.Module] = {}
+        for name, module in modules.items():
+            if name in wrapped:
+                self.modules[name] = wrapped[name]
+            else:
+                module.requires_grad_(False)
+                self.modules[name] = module.to(acc.device)
+        self.optimizers: dict[str, Any] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        self.clip: dict[str, float] = {}
+        self.params: dict[str, list[nn.Parameter]] = {}
+        for name, spec in specs.items():
+            params = [
+                p for m in spec.modules for p in self.modules[m].parameters() if p.requires_grad
+            ]
+            opt = torch.optim.AdamW(
+                params,
+                lr=cfg.lr if spec.lr is None else spec.lr,
+                betas=tuple(cfg.betas if spec.betas is None else spec.betas),
+                weight_decay=cfg.weight_decay if spec.weight_decay is None else spec.weight_decay,
+            )
+            self.params[name] = params
+            self.optimizers[name] = acc.prepare_optimizer(opt)
+            self.schedulers[name] = build_scheduler(
+                self.optimizers[name].optimizer, cfg.schedule, cfg.warmup_steps, cfg.max_steps
+            )
+            self.clip[name] = cfg.grad_clip if spec.grad_clip is None else spec.grad_clip
+        self.ema = {
+            n: EMA(acc.unwrap_model(self.modules[n]), cfg.ema_decay, cfg.ema_warmup)
+            for n in self.task.ema_modules()
+        }
+        self.generator = torch.Generator(device=acc.device)
+        self.generator.manual_seed(cfg.seed * 7919 + self.rank + 1)
+
+    def context(self) -> StepContext:
+        """The step context for the current step."""
+        return StepContext(
+            step=self.step,
+            modules=self.modules,
+            generator=self.generator,
+            device=self.accelerator.device,
+            accelerator=self.accelerator,
+            ema=self.ema,
+        )
+
+    def fit(self, max_steps: int | None = None, resume: bool = False) -> TrainResult:
+        """Train until `max_steps` (default TrainConfig.max_steps) or a stop signal."""
+        acc, cfg = self.accelerator, self.config
+        total = cfg.max_steps if max_steps is None else max_steps
+        if resume:
+            self.load_latest()
+        last_ckpt = ckpt.latest_checkpoint(self.paths.checkpoints)
+        previous = self._install_signal_handlers()
+        bar = self._progress_bar(total)
+        window = _Window()
+        batches = self._micro_batches()
+        try:
+            while self.step < total:
+                metrics = self._train_step(batches, window)
+                self.step += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}")
+                self._log_step(metrics, window)
+                if cfg.sample_every > 0 and self.step % cfg.sample_every == 0:
+                    self.validate_and_sample()
+                stop = self._stop_agreed()
+                if stop or (cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0):
+                    last_ckpt = self.save_checkpoint()
+                if stop:
+                    return TrainResult(self.step, True, last_ckpt)
+            if last_ckpt is None or ckpt.step_dir_name(self.step) != last_ckpt.name:
+                last_ckpt = self.save_checkpoint()
+            if cfg.sample_every > 0 and self.step % cfg.sample_every != 0:
+                self.validate_and_sample()
+            self.export()
+            return TrainResult(self.step, False, last_ckpt)
+        finally:
+            if bar is not None:
+                bar.close()
+            self._restore_signal_handlers(previous)
+            if self._writer is not None:
+                self._writer.flush()
+            acc.wait_for_everyone()
+
+    def _train_step(self, batches: Iterator[Any], window: _Window) -> dict[str, float]:
+        acc, cfg = self.accelerator, self.config
+        t0 = time.perf_counter()
+        micro = []
+        for _ in range(max(cfg.grad_accum, 1)):
+            micro.append(next(batches))
+        t_data = time.perf_counter() - t0
+        samples = frames = 0
+        for b in micro:
+            s, f = self.task.batch_stats(b)
+            samples, frames = samples + s, frames + f
+        ctx = self.context()
+        logged: dict[str, float] = {}
+        for phase in self.task.phases(self.step):
+            opt = self.optimizers[phase]
+            spec = self.specs[phase]
+            sums: dict[str, float] = {}
+            for i, b in enumerate(micro):
+                last = i == len(micro) - 1
+                with self._no_sync(spec.modules, not last):
+                    losses = self.task.training_step(b, phase, ctx)
+                    acc.backward(losses["loss"] / len(micro))
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(micro)
+            if self.clip[phase] > 0:
+                norm = acc.clip_grad_norm_(self.params[phase], self.clip[phase])
+            else:
+                norm = _grad_norm(self.params[phase])
+            opt.step()
+            self.schedulers[phase].step()
+            for m in self.modules.values():
+                m.zero_grad(set_to_none=True)
+            prefix = "" if len(self.optimizers) == 1 else f"{phase}/"
+            logged.update({f"{prefix}{k}": v for k, v in sums.items()})
+            logged[f"grad_norm/{phase}"] = float(norm)
+            logged[f"lr/{phase}"] = self.schedulers[phase].get_last_lr()[0]
+        for name, ema in self.ema.items():
+            ema.update(acc.unwrap_model(self.modules[name]))
+        elapsed = time.perf_counter() - t0
+        window.add(elapsed, t_data, samples * self.world, frames * self.world)
+        logged["perf/step_s"] = elapsed
+        logged["perf/data_s"] = t_data
+        return logged
+
+    @contextlib.contextmanager
+    def _no_sync(self, names: tuple[str, ...], skip_sync: bool) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            if skip_sync and self.world > 1:
+                for n in names:
+                    stack.enter_context(self.accelerator.no_sync(self.modules[n]))
+            yield
+
+    def _micro_batches(self) -> Iterator[Any]:
+        """Endless stream of micro-batches, advancing `self.position` as it goes."""
+        cfg = self.config
+        while True:
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(self.position.epoch)
+            loader = self._loader(self.position)
+            produced = False
+            for batch in loader:
+                produced = True
+                self.position.batch += 1
+                yield batch
+            if not produced and self.position.batch == 0:
+                raise AudioXError(
+                    f"dataset too small: {_size(self.dataset)} items cannot fill one batch of "
+                    f"{cfg.batch_size} on each of {self.world} processes"
+                )
+            self.position = DataPosition(self.position.epoch + 1, 0)
+
+    def _loader(self, pos: DataPosition) -> Iterator[Any]:
+        cfg = self.config
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + pos.epoch * 101 + self.rank)
+        common = dict(
+            collate_fn=self.collate_fn,
+            num_workers=cfg.num_workers,
+            worker_init_fn=_seed_worker,
+            generator=g,
+            pin_memory=False,
+        )
+        if isinstance(self.dataset, IterableDataset):
+            loader = DataLoader(self.dataset, batch_size=cfg.batch_size, **common)
+            it = iter(loader)
+            for _ in range(pos.batch):
+                next(it, None)
+            return it
+        sampler = EpochShardSampler(
+            len(self.dataset),
+            cfg.batch_size,
+            self.rank,
+            self.world,
+            cfg.seed,
+            pos.epoch,
+            pos.batch * cfg.batch_size,
+        )
+        return iter(
+            DataLoader(
+                self.dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **common
+            )
+        )
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint of the current state atomically (collective: all ranks call it)."""
+        acc = self.accelerator
+        root = self.paths.checkpoints
+        if acc.is_main_process:
+            ckpt.prepare_staging(root, self.step)
+        acc.wait_for_everyone()
+        stage = ckpt.staging_dir(root, self.step)
+        states = {n: acc.get_state_dict(self.modules[n]) for n in self._trained_names()}
+        ckpt.save_object(
+            stage / "rng" / f"rank-{self.rank}.pt", ckpt.capture_rng({"task": self.generator})
+        )
+        if acc.is_main_process:
+            for name, state in states.items():
+                ckpt.save_tensors(stage / "models" / f"{name}.safetensors", state)
+            for name, ema in self.ema.items():
+                ckpt.save_tensors(stage / "ema" / f"{name}.safetensors", ema.state_dict())
+            for name, opt in self.optimizers.items():
+                ckpt.save_object(
+                    stage / "optim" / f"{name}.pt",
+                    {
+                        "optimizer": opt.state_dict(),
+                        "scheduler": self.schedulers[name].state_dict(),
+                    },
+                )
+            extra = {"task": self.task.state_dict()}
+            if acc.scaler is not None:
+                extra["scaler"] = acc.scaler.state_dict()
+            ckpt.save_object(stage / "task.pt", extra)
+        acc.wait_for_everyone()
+        final = root / ckpt.step_dir_name(self.step)
+        if acc.is_main_process:
+            manifest = {
+                "step": self.step,
+                "world_size": self.world,
+                "positions": self._gather_positions(),
+            }
+            write_json_atomic(stage / ckpt.MANIFEST, manifest)
+            final = ckpt.commit(root, self.step)
+            ckpt.prune(root, self.config.keep_checkpoints)
+        else:
+            self._gather_positions()
+        acc.wait_for_everyone()
+        return final
+
+    def _gather_positions(self) -> list[list[int]]:
+        pos = torch.tensor([self.position.epoch, self.position.batch], dtype=torch.int64)
+        gathered = self.accelerator.gather(pos.to(self.accelerator.device)).cpu().view(-1, 2)
+        return gathered.tolist()
+
+    def load_latest(self) -> Path | None:
+        """Restore the newest complete checkpoint of the run, if any; returns its path."""
+        path = ckpt.latest_checkpoint(self.paths.checkpoints)
+        if path is None:
+            return None
+        self.load_checkpoint(path)
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        """Restore models, optimisers, schedulers, EMA, task state, RNG and data position."""
+        acc = self.accelerator
+        manifest = json.loads((path / ckpt.MANIFEST).read_text())
+        if manifest["world_size"] != self.world:
+            raise AudioXError(
+                f"{path}: written by {manifest['world_size']} processes, resumed with {self.world}"
+            )
+        for name in self._trained_names():
+            state = ckpt.load_tensors(path / "models" / f"{name}.safetensors")
+            acc.unwrap_model(self.modules[name]).load_state_dict(state, strict=True)
+        for name, ema in self.ema.items():
+            ema.load_state_dict(ckpt.load_tensors(path / "ema" / f"{name}.safetensors"))
+        for name, opt in self.optimizers.items():
+            state = ckpt.load_object(path / "optim" / f"{name}.pt")
+            opt.load_state_dict(state["optimizer"])
+            self.schedulers[name].load_state_dict(state["scheduler"])
+        extra = ckpt.load_object(path / "task.pt")
+        self.task.load_state_dict(extra["task"])
+        if acc.scaler is not None and "scaler" in extra:
+            acc.scaler.load_state_dict(extra["scaler"])
+        self.step = int(manifest["step"])
+        epoch, batch = manifest["positions"][self.rank]
+        self.position = DataPosition(int(epoch), int(batch))
+        ckpt.restore_rng(
+            ckpt.load_object(path / "rng" / f"rank-{self.rank}.pt"), {"task": self.generator}
+        )
+        if acc.is_main_process:
+            _truncate_metrics(self.paths.metrics, self.step)
+        acc.wait_for_everyone()
+
+    def validate_and_sample(self) -> dict[str, float]:
+        """Run the task's validation and sample hooks on the main process with EMA weights."""
+        acc = self.accelerator
+        results: dict[str, float] = {}
+        if acc.is_main_process:
+            ctx = self.context()
+            with contextlib.ExitStack() as stack:
+                for name, ema in self.ema.items():
+                    stack.enter_context(ema.applied(ctx.unwrapped(name)))
+                was_training = {n: m.training for n, m in self.modules.items()}
+                for m in self.modules.values():
+                    m.eval()
+                with torch.no_grad():
+                    results = self.task.validate(ctx)
+                    clips = self.task.samples(ctx)
+                for n, m in self.modules.items():
+                    m.train(was_training[n])
+            self._write_validation(results, clips)
+        acc.wait_for_everyone()
+        return results
+
+    def export(self) -> None:
+        """Export the final (EMA) model folder to `run/model` on the main process."""
+        acc = self.accelerator
+        if acc.is_main_process:
+            ctx = self.context()
+            with contextlib.ExitStack() as stack:
+                for name, ema in self.ema.items():
+                    stack.enter_context(ema.applied(ctx.unwrapped(name)))
+                self.task.export(self.paths.export, ctx)
+        acc.wait_for_everyone()
+
+    def _trained_names(self) -> list[str]:
+        return sorted({n for s in self.specs.values() for n in s.modules})
+
+    def _stop_agreed(self) -> bool:
+        if self.world == 1:
+            return self._stop_requested
+        flag = torch.tensor([1.0 if self._stop_requested else 0.0], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        def request_stop(signum: int, frame: Any) -> None:
+            self._stop_requested = True
+
+        previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):
+                previous[sig] = signal.signal(sig, request_stop)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def _progress_bar(self, total: int) -> Any:
+        if not (self.progress and self.accelerator.is_main_process):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=self.step, desc="train", dynamic_ncols=True)
+
+    def _log_step(self, metrics: dict[str, float], window: _Window) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        record = {"step": self.step, **metrics}
+        self.paths.metrics.parent.mkdir(parents=True, exist_ok=True)
+        with self.paths.metrics.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        window.accumulate(metrics)
+        if self.config.log_every > 0 and self.step % self.config.log_every == 0:
+            writer = self._tensorboard()
+            for k, v in window.means().items():
+                writer.add_scalar(k, v, self.step)
+            for k, v in window.throughput().items():
+                writer.add_scalar(k, v, self.step)
+            window.reset()
+
+    def _write_validation(self, results: dict[str, float], clips: list[AudioSample]) -> None:
+        writer = self._tensorboard()
+        for k, v in results.items():
+            writer.add_scalar(f"val/{k}", v, self.step)
+        out = self.paths.samples / ckpt.step_dir_name(self.step)
+        for clip in clips:
+            audio = clip.audio.detach().float().cpu().clamp(-1, 1)
+            _write_wav_atomic(out / f"{clip.name}.wav", audio, clip.sample_rate)
+            writer.add_audio(f"samples/{clip.name}", audio.mean(0), self.step, clip.sample_rate)
+            writer.add_image(f"spectrograms/{clip.name}", spectrogram_image(audio), self.step)
+        writer.flush()
+
+    def _tensorboard(self) -> Any:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.paths.logs))
+        return self._writer
+
+
+class _Window:
+    """Running means of logged values and throughput since the last TensorBoard write."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.time = self.data_time = 0.0
+        self.samples = self.frames = 0
+
+    def add(self, seconds: float, data_seconds: float, samples: int, frames: int) -> None:
+        self.time += seconds
+        self.data_time += data_seconds
+        self.samples += samples
+        self.frames += frames
+
+    def accumulate(self, metrics: dict[str, float]) -> None:
+        self.count += 1
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+
+    def throughput(self) -> dict[str, float]:
+        t = max(self.time, 1e-9)
+        return {
+            "perf/samples_per_s": self.samples / t,
+            "perf/latent_frames_per_s": self.frames / t,
+            "perf/step_s": self.time / max(self.count, 1),
+            "perf/data_wait_fraction": self.data_time / t,
+        }
+
+
+def spectrogram_image(audio: torch.Tensor, n_fft: int = 512) -> torch.Tensor:
+    """Log-magnitude spectrogram of (channels, samples) audio as a (3, freq, frames) image.
+
+    Uses a simple dark-blue → yellow ramp so no plotting library is needed.
+    """
+    mono = audio.float().mean(0)
+    n_fft = min(n_fft, max(16, 2 ** int(math.log2(max(mono.numel(), 16)))))
+    spec = torch.stft(
+        mono, n_fft, n_fft // 4, window=torch.hann_window(n_fft), return_complex=True
+    ).abs()
+    db = 20 * torch.log10(spec.clamp_min(1e-5))
+    level = ((db - (db.max() - 80)) / 80).clamp(0, 1).flip(0)
+    return torch.stack([level, level**0.5 * 0.9, 0.4 * (1 - level)]).clamp(0, 1)
+
+
+def _grad_norm(params: list[nn.Parameter]) -> torch.Tensor:
+    grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
+    return torch.stack(grads).norm() if grads else torch.zeros(())
+
+
+def _size(dataset: Any) -> str:
+    try:
+        return str(len(dataset))
+    except TypeError:
+        return "an unknown number of"
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines written after `step` (by a run killed after its last checkpoint)."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def _write_wav_atomic(path: Path, audio: torch.Tensor, sample_rate: int) -> None:
+    """Write (channels, samples) float audio as 16-bit WAV through a temp file + rename."""
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    sf.write(tmp, audio.numpy().T, sample_rate, subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)

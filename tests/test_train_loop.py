@@ -1,0 +1,309 @@
+"""The generic training engine on a toy task: EMA, schedules, checkpoints, resume, DDP on gloo.
+
+Also a script (`python tests/test_train_loop.py RUN_DIR --max-steps N`) so the kill/resume and
+two-process tests can launch it the way users launch training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from audiox_turbo.config import TrainConfig
+from audiox_turbo.errors import AudioXError
+from audiox_turbo.train import checkpoint as ckpt
+from audiox_turbo.train.ema import EMA, ema_decay_at
+from audiox_turbo.train.loop import OptimizerSpec, StepContext, Task, Trainer
+from audiox_turbo.train.schedule import lr_factor
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]
+
+
+class ToyDataset(torch.utils.data.Dataset):
+    """Fixed regression pairs; items carry their index so tests can see who got what."""
+
+    def __init__(self, size: int = 64) -> None:
+        g = torch.Generator().manual_seed(123)
+        self.x = torch.randn(size, 6, generator=g)
+        self.y = self.x @ torch.randn(6, 3, generator=g) + 0.1
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "y": self.y[i], "index": torch.tensor(i)}
+
+
+class ToyTask(Task):
+    """A dropout MLP regressor; the loss uses ctx.generator noise to exercise RNG restore."""
+
+    def __init__(self, sleep: float = 0.0) -> None:
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(6, 16), nn.Dropout(0.1), nn.Tanh(), nn.Linear(16, 3))
+        self.sleep = sleep
+        self.noise = 0.01
+        self.seen: list[int] = []
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"net": self.net}
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        return {"net": OptimizerSpec(("net",))}
+
+    def ema_modules(self) -> list[str]:
+        return ["net"]
+
+    def batch_stats(self, batch: dict[str, torch.Tensor]) -> tuple[int, int]:
+        return len(batch["x"]), 0
+
+    def training_step(self, batch, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
+        if self.sleep:
+            time.sleep(self.sleep)
+        self.seen.extend(batch["index"].tolist())
+        noise = self.noise * torch.randn(batch["y"].shape, generator=ctx.generator)
+        pred = ctx.modules["net"](batch["x"].to(ctx.device))
+        return {"loss": ((pred - batch["y"] - noise) ** 2).mean()}
+
+
+def toy_config(**overrides) -> TrainConfig:
+    base = dict(
+        batch_size=4,
+        lr=1e-2,
+        warmup_steps=3,
+        max_steps=30,
+        checkpoint_every=7,
+        keep_checkpoints=2,
+        log_every=5,
+        sample_every=0,
+        num_workers=0,
+        ema_decay=0.9,
+        ema_warmup=4,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def read_losses(run: Path) -> list[tuple[int, float]]:
+    lines = (run / "logs" / "metrics.jsonl").read_text().splitlines()
+    return [(r["step"], r["loss"]) for r in map(json.loads, lines)]
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return ckpt.load_tensors(ckpt.latest_checkpoint(run / "checkpoints") / "models/net.safetensors")
+
+
+def script_env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    env.pop("RANK", None)
+    return env
+
+
+# --------------------------------------------------------------------------- EMA / schedule
+
+
+def test_ema_matches_closed_form_in_float64():
+    decay, warmup = 0.8, 3
+    g = torch.Generator().manual_seed(0)
+    values = [torch.randn(5, generator=g, dtype=torch.float64) for _ in range(9)]
+    module = nn.Linear(5, 1, bias=False).double()
+    ema = EMA(module, decay, warmup)
+    for v in values:
+        with torch.no_grad():
+            module.weight.copy_(v.view(1, 5))
+        ema.update(module)
+    betas = [ema_decay_at(k, decay, warmup) for k in range(len(values))]
+    assert betas[0] == 0.0 and betas[-1] == decay
+    expected = torch.zeros(5, dtype=torch.float64)
+    for k, v in enumerate(values):
+        expected += (1 - betas[k]) * math.prod(betas[k + 1 :]) * v
+    assert ema.shadow["weight"].dtype == torch.float32
+    torch.testing.assert_close(ema.shadow["weight"].view(5).double(), expected, atol=1e-6, rtol=0)
+
+
+def test_ema_applied_swaps_and_restores():
+    module = nn.Linear(3, 2)
+    ema = EMA(module, 0.5)
+    original = module.weight.detach().clone()
+    with torch.no_grad():
+        module.weight.add_(1.0)
+    ema.update(module)
+    with ema.applied(module):
+        torch.testing.assert_close(module.weight, original + 0.5)
+    torch.testing.assert_close(module.weight, original + 1.0)
+
+
+def test_lr_schedules():
+    assert lr_factor(0, "cosine", 4, 20) == pytest.approx(0.25)
+    assert lr_factor(3, "cosine", 4, 20) == pytest.approx(1.0)
+    assert lr_factor(12, "cosine", 4, 20) == pytest.approx(0.5)
+    assert lr_factor(20, "cosine", 4, 20) == pytest.approx(0.0)
+    assert lr_factor(16, "inverse_sqrt", 4, 20) == pytest.approx(0.5)
+    assert lr_factor(99, "constant", 4, 20) == 1.0
+    with pytest.raises(ValueError, match="unknown lr schedule"):
+        lr_factor(0, "linear", 4, 20)
+
+
+# --------------------------------------------------------------------------- in-process engine
+
+
+def test_grad_accumulation_equals_large_batch(tmp_path):
+    results = []
+    for batch, accum in ((8, 1), (4, 2)):
+        cfg = toy_config(batch_size=batch, grad_accum=accum, max_steps=1, ema_warmup=0)
+        task = ToyTask()
+        task.net[1].p, task.noise = 0.0, 0.0
+        trainer = Trainer(task, cfg, tmp_path / f"b{batch}", ToyDataset(), progress=False, cpu=True)
+        trainer.fit()
+        results.append((read_losses(tmp_path / f"b{batch}"), task.net[0].weight.detach().clone()))
+    (l1, w1), (l2, w2) = results
+    assert l1[0][1] == pytest.approx(l2[0][1], rel=1e-3)
+    torch.testing.assert_close(w1, w2, atol=1e-6, rtol=1e-5)
+
+
+def test_run_layout_export_and_keep_last_k(tmp_path):
+    run = tmp_path / "run"
+    result = Trainer(
+        ToyTask(), toy_config(max_steps=15), run, ToyDataset(), run_config={"a": 1}, cpu=True
+    ).fit()
+    assert not result.interrupted and result.step == 15
+    assert json.loads((run / "config.json").read_text()) == {"a": 1}
+    steps = [s for s, _ in ckpt.list_checkpoints(run / "checkpoints")]
+    assert steps == [14, 15]
+    assert [s for s, _ in read_losses(run)] == list(range(1, 16))
+    assert any(p.name.startswith("events.out.tfevents") for p in (run / "logs").iterdir())
+
+
+def test_interrupted_checkpoint_write_keeps_previous_loadable(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    trainer = Trainer(ToyTask(), toy_config(max_steps=3), run, ToyDataset(), cpu=True)
+    trainer.fit()
+    before = final_weights(run)
+    trainer.step = 4
+    with torch.no_grad():
+        trainer.task.net[0].weight.add_(1.0)
+    real_replace = os.replace
+
+    def crash_on_publish(src, dst):
+        if ".staging-" in str(src):
+            raise OSError("simulated crash before rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", crash_on_publish)
+    with pytest.raises(OSError, match="simulated crash"):
+        trainer.save_checkpoint()
+    monkeypatch.setattr(ckpt.os, "replace", real_replace)
+    assert ckpt.latest_checkpoint(run / "checkpoints").name == "step-00000003"
+    fresh = Trainer(ToyTask(), toy_config(max_steps=3), run, ToyDataset(), cpu=True)
+    assert fresh.load_latest().name == "step-00000003"
+    assert fresh.step == 3
+    for k, v in before.items():
+        assert torch.equal(fresh.task.net.state_dict()[k], v)
+
+
+def test_dataset_smaller_than_a_batch_is_a_user_error(tmp_path):
+    trainer = Trainer(
+        ToyTask(), toy_config(batch_size=8), tmp_path / "r", ToyDataset(5), progress=False, cpu=True
+    )
+    with pytest.raises(AudioXError, match="dataset too small"):
+        trainer.fit(max_steps=2)
+
+
+def test_unknown_precision_is_a_user_error(tmp_path):
+    with pytest.raises(AudioXError, match="precision"):
+        Trainer(ToyTask(), toy_config(precision="fp8"), tmp_path, ToyDataset(), cpu=True)
+
+
+# --------------------------------------------------------------------------- subprocesses
+
+
+def test_sigterm_and_resume_is_bitwise_identical(tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    cmd = [sys.executable, str(HERE), "--max-steps", "24"]
+    kill_at = random.Random().randint(3, 16)
+    proc = subprocess.Popen([*cmd, str(cut), "--sleep", "0.05"], env=script_env())
+    metrics = cut / "logs" / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= kill_at:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        Trainer(ToyTask(), toy_config(), full, ToyDataset(), progress=False, cpu=True).fit(24)
+    finally:
+        torch.set_num_threads(threads)
+    stopped = ckpt.latest_checkpoint(cut / "checkpoints")
+    stopped_step = int(stopped.name.split("-")[1])
+    assert kill_at <= stopped_step < 24, f"stop at {stopped_step}, signal after {kill_at}"
+
+    subprocess.run([*cmd, str(cut), "--resume"], check=True, env=script_env(), timeout=120)
+    assert read_losses(cut) == read_losses(full)
+    a, b = final_weights(full), final_weights(cut)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_gloo_processes_stay_in_sync_on_different_samples(tmp_path):
+    launcher = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert launcher is not None
+    run = tmp_path / "ddp"
+    subprocess.run(
+        [
+            launcher,
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(29500 + os.getpid() % 1000),
+            str(HERE),
+            str(run),
+            "--max-steps",
+            "3",
+            "--report",
+        ],
+        check=True,
+        env=script_env(),
+        timeout=180,
+    )
+    reports = [json.loads((run / f"rank-{r}.json").read_text()) for r in range(2)]
+    assert reports[0]["weights"] == reports[1]["weights"]
+    seen0, seen1 = set(reports[0]["seen"]), set(reports[1]["seen"])
+    assert len(seen0) == len(seen1) == 3 * 4
+    assert not seen0 & seen1
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run")
+    parser.add_argument("--max-steps", type=int, required=True)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    task = ToyTask(sleep=args.sleep)
+    trainer = Trainer(task, toy_config(), args.run, ToyDataset(), progress=False, cpu=True)
+    trainer.fit(max_steps=args.max_steps, resume=args.resume)
+    if args.report:
+        weights = [round(float(p.double().sum()), 12) for p in task.net.parameters()]
+        weights += [p.detach().flatten().tolist() for p in task.net.parameters()]
+        report = {"weights": weights, "seen": task.seen}
+        Path(args.run, f"rank-{trainer.rank}.json").write_text(json.dumps(report))
+
+
+if __name__ == "__main__":
+    _main()
