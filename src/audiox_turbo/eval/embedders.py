@@ -264,16 +264,10 @@ def _clap(checkpoint: Path | None, device: str) -> Embedder:
 
 
 def _judge(checkpoint: Path | None, device: str) -> Embedder:
-    """The world judge, provided by `audiox_turbo.eval.judge.load_judge_embedder` once trained."""
-    if checkpoint is None:
-        raise AudioXError(
-            "judge: the world judge is not available yet; pass --checkpoint with trained judge "
-            "weights (audiox-turbo judge train)"
-        )
-    if importlib.util.find_spec("audiox_turbo.eval.judge") is None:
-        raise AudioXError(f"{checkpoint}: the world judge is not part of this version yet")
-    judge = importlib.import_module("audiox_turbo.eval.judge")
-    return judge.load_judge_embedder(checkpoint, device=device)
+    """The world judge: the shipped weights unless a checkpoint is given."""
+    from audiox_turbo.eval.judge import load_judge_embedder
+
+    return load_judge_embedder(checkpoint, device)
 
 
 for _name, _factory in (

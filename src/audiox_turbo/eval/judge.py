@@ -1,0 +1,585 @@
+"""The world judge: a small log-mel CNN trained on the embedded world, plus signal measurements.
+
+The network maps 16 kHz audio to a clip embedding (for Fréchet distance) and three heads:
+category (music / sfx / speech), class (every world class, named "category:class") and
+instruments (multi-label). Tempo (beat-period autocorrelation), key (Krumhansl-Kessler
+templates over a chroma computed here) and onsets (energy rises) are measured, not learned.
+A judge is a directory: `config.json` + `judge.safetensors`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audiox_turbo.config import from_dict
+from audiox_turbo.errors import AudioXError, ModelLoadError
+from audiox_turbo.eval.embedders import WaveformEmbedder, load_weights, read_state_dict
+from audiox_turbo.eval.features import Waveforms, mono_at_rate, periodic_hann, slaney_mel_matrix
+
+WEIGHTS_FILE = "judge.safetensors"
+CONFIG_FILE = "config.json"
+CATEGORIES = ("music", "sfx", "speech")
+
+# Krumhansl & Kessler (1982) probe-tone profiles, tonic first (major, minor).
+MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+
+
+def world_vocabulary() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(class names "category:class", instrument names) of the embedded world, in a fixed order."""
+    from audiox_turbo.data.world.effects import EFFECTS
+    from audiox_turbo.data.world.instruments import DRUM_KIT, LEAD_INSTRUMENTS, PITCHED
+
+    classes = (
+        *(f"music:{name}" for name in (*LEAD_INSTRUMENTS, DRUM_KIT)),
+        *(f"sfx:{name}" for name in EFFECTS),
+        "speech:speech",
+    )
+    return classes, (*PITCHED, DRUM_KIT)
+
+
+def class_label(labels: dict[str, Any]) -> str:
+    """The judge class name of a clip's world labels: "category:class"."""
+    return f"{labels.get('category')}:{labels.get('class')}"
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Front end, network widths and label vocabularies of a judge."""
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    hop: int = 320
+    n_mels: int = 64
+    fmin: float = 30.0
+    fmax: float = 8000.0
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    embed_dim: int = 128
+    categories: tuple[str, ...] = CATEGORIES
+    classes: tuple[str, ...] = field(default_factory=lambda: world_vocabulary()[0])
+    instruments: tuple[str, ...] = field(default_factory=lambda: world_vocabulary()[1])
+
+
+class LogMel(nn.Module):
+    """`(B, S)` waveform → `(B, frames, n_mels)` log-power mel, frames = 1 + S // hop (centred)."""
+
+    def __init__(self, config: JudgeConfig) -> None:
+        super().__init__()
+        self.n_fft, self.hop = config.n_fft, config.hop
+        mel = slaney_mel_matrix(
+            config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax
+        )
+        self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)
+        window = torch.from_numpy(periodic_hann(config.n_fft)).float()
+        self.register_buffer("window", window, persistent=False)
+
+    def forward(self, wave: Tensor) -> Tensor:
+        spec = torch.stft(
+            wave, self.n_fft, self.hop, window=self.window, center=True, return_complex=True
+        )
+        power = (spec.real**2 + spec.imag**2).transpose(1, 2)
+        return torch.log10(power @ self.mel + 1e-8)
+
+
+class ConvBlock(nn.Module):
+    """Two 3×3 conv + BatchNorm + ReLU layers, then 2×2 average pooling: `(B, C, T, F)` →
+    `(B, C', T//2, F//2)`."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return F.avg_pool2d(x, 2, ceil_mode=True)
+
+
+@dataclass
+class JudgeOutput:
+    """Clip embeddings `(B, embed_dim)`; head logits `(B, categories | classes | instruments)`."""
+
+    embedding: Tensor
+    category: Tensor
+    klass: Tensor
+    instruments: Tensor
+
+
+class JudgeNet(nn.Module):
+    """Log-mel CNN: waveform `(B, S)` at 16 kHz → `JudgeOutput`."""
+
+    def __init__(self, config: JudgeConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.frontend = LogMel(config)
+        self.norm = nn.BatchNorm1d(config.n_mels)
+        widths = (1, *config.channels)
+        self.blocks = nn.ModuleList(ConvBlock(a, b) for a, b in itertools.pairwise(widths))
+        self.project = nn.Linear(2 * config.channels[-1], config.embed_dim)
+        self.category_head = nn.Linear(config.embed_dim, len(config.categories))
+        self.class_head = nn.Linear(config.embed_dim, len(config.classes))
+        self.instrument_head = nn.Linear(config.embed_dim, len(config.instruments))
+
+    def features(self, mel: Tensor) -> Tensor:
+        """Log mel `(B, T, n_mels)` → clip embeddings `(B, embed_dim)`."""
+        x = self.norm(mel.transpose(1, 2)).transpose(1, 2).unsqueeze(1)
+        for block in self.blocks:
+            x = block(x)
+        x = x.mean(dim=3)
+        pooled = torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)
+        return self.project(pooled)
+
+    def heads(self, embedding: Tensor) -> JudgeOutput:
+        """Head logits of clip embeddings `(B, embed_dim)`."""
+        h = embedding
+        return JudgeOutput(
+            embedding, self.category_head(h), self.class_head(h), self.instrument_head(h)
+        )
+
+    def forward(self, wave: Tensor) -> JudgeOutput:
+        return self.heads(self.features(self.frontend(wave)))
+
+
+def save_judge(net: JudgeNet, out_dir: str | os.PathLike[str], meta: dict[str, Any]) -> Path:
+    """Write `config.json` (config + `meta`) and `judge.safetensors` into `out_dir` atomically."""
+    from safetensors.torch import save_file
+
+    root = Path(out_dir)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
+    try:
+        (tmp / CONFIG_FILE).write_text(
+            json.dumps({"config": asdict(net.config), "meta": meta}, indent=2) + "\n"
+        )
+        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        for file in (tmp / CONFIG_FILE, tmp / WEIGHTS_FILE):
+            file.chmod(0o644)
+        tmp.chmod(0o755)
+        if root.exists():
+            old = root.with_name(f".{root.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(root, old)
+            os.replace(tmp, root)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def shipped_judge_dir() -> Path:
+    """The judge shipped with the package (`audiox_turbo/assets/judge`)."""
+    return Path(__file__).resolve().parents[1] / "assets" / "judge"
+
+
+def load_judge(checkpoint: str | os.PathLike[str] | None = None, device: str = "cpu") -> JudgeNet:
+    """A judge from a directory (or its `judge.safetensors`); None: the shipped judge."""
+    path = Path(checkpoint) if checkpoint is not None else shipped_judge_dir()
+    root = path.parent if path.suffix == ".safetensors" else path
+    config_file = root / CONFIG_FILE
+    if not config_file.is_file():
+        raise ModelLoadError(
+            f"{config_file}: judge config not found (train one with `audiox-turbo judge train`)"
+        )
+    try:
+        config = from_dict(JudgeConfig, json.loads(config_file.read_text())["config"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{config_file}: invalid judge config ({exc})") from None
+    net = JudgeNet(config)
+    load_weights(
+        net, read_state_dict(root / WEIGHTS_FILE, "judge.safetensors"), root / WEIGHTS_FILE
+    )
+    return net.to(device).eval()
+
+
+class JudgeEmbedder(WaveformEmbedder):
+    """The world judge as an `AudioTagger`: clip embeddings `(B, 128)`, class logits (softmax)."""
+
+    name = "judge"
+    kind = "clip"
+    activation = "softmax"
+
+    def __init__(self, net: JudgeNet, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.sample_rate = net.config.sample_rate
+        self.dim = net.config.embed_dim
+        self.num_classes = len(net.config.classes)
+        self.batch_size = 16
+
+    def _forward(self, wave: Tensor) -> tuple[Tensor, ...]:
+        min_samples = self.net.config.n_fft
+        if wave.shape[-1] < min_samples:
+            wave = F.pad(wave, (0, min_samples - wave.shape[-1]))
+        out = self.net(wave)
+        return out.embedding, out.klass, out.category, out.instruments
+
+    def classify(self, waveforms: Waveforms, sr: int) -> Tensor:
+        """Class logits `(B, num_classes)`."""
+        return self._outputs(waveforms, sr)[1]
+
+    def embed_and_classify(self, waveforms: Waveforms, sr: int) -> tuple[Tensor, Tensor]:
+        """Clip embeddings `(B, dim)` and class logits `(B, num_classes)`."""
+        emb, klass, _, _ = self._outputs(waveforms, sr)
+        return emb, klass
+
+    def all_outputs(self, waveforms: Waveforms, sr: int) -> JudgeOutput:
+        """Embeddings and every head's logits for a batch (or list of any lengths) of clips."""
+        emb, klass, cat, inst = self._outputs(waveforms, sr)
+        return JudgeOutput(emb, cat, klass, inst)
+
+
+def load_judge_embedder(
+    checkpoint: str | os.PathLike[str] | None, device: str = "cpu"
+) -> JudgeEmbedder:
+    """The `judge` entry of the embedder registry (None: the shipped judge)."""
+    return JudgeEmbedder(load_judge(checkpoint, device), device)
+
+
+# --- measured labels -------------------------------------------------------------------------
+
+
+OPENING_SECONDS = 1.0
+OPENING_WEIGHT = 1.5
+"""Weight of the opening's match to the tonic triad in the key score (tuned on the train split:
+pieces tend to open on the tonic chord; without it relative major/minor keys are confused)."""
+
+
+def chroma_frames(
+    audio: np.ndarray, sample_rate: int, fmin: float = 30.0, fmax: float = 1000.0
+) -> tuple[np.ndarray, float]:
+    """Chroma `(frames, 12)` (index 0 = C) and the frame hop in seconds: square-rooted STFT
+    peak magnitudes (4096 points at 16 kHz, scaled with the rate, half overlap) in
+    [fmin, fmax], each peak added to its nearest pitch class."""
+    x = np.asarray(audio, dtype=np.float64)
+    n_fft = 1 << round(math.log2(0.256 * sample_rate))
+    hop = n_fft // 2
+    if x.size < n_fft:
+        x = np.pad(x, (0, n_fft - x.size))
+    count = 1 + (x.size - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(count)[:, None]
+    mag = np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft), axis=1))
+    peak = np.zeros_like(mag, dtype=bool)
+    peak[:, 1:-1] = (mag[:, 1:-1] > mag[:, :-2]) & (mag[:, 1:-1] >= mag[:, 2:])
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    keep = (freqs >= fmin) & (freqs <= fmax)
+    pitch_class = np.round(69.0 + 12.0 * np.log2(freqs[keep] / 440.0)).astype(int) % 12
+    weights = np.zeros((int(keep.sum()), 12))
+    weights[np.arange(pitch_class.size), pitch_class] = 1.0
+    return np.sqrt(np.where(peak, mag, 0.0)[:, keep]) @ weights, hop / sample_rate
+
+
+def chroma(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mean chroma `(12,)` of a mono clip (see `chroma_frames`)."""
+    return chroma_frames(audio, sample_rate)[0].mean(axis=0)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    r = np.corrcoef(a, b)[0, 1]
+    return float(r) if np.isfinite(r) else 0.0
+
+
+def estimate_key(audio: np.ndarray, sample_rate: int) -> tuple[str, str]:
+    """(tonic, mode) of the 24 keys maximising r(chroma, rotated Krumhansl-Kessler profile)
+    + OPENING_WEIGHT · r(chroma of the first second, tonic triad); tonics are spelled as the
+    world spells them (C, C#, D, Eb, ...)."""
+    from audiox_turbo.data.world.music import PITCH_CLASSES
+
+    frames, hop_s = chroma_frames(audio, sample_rate)
+    whole = frames.mean(axis=0)
+    opening = frames[: max(1, round(OPENING_SECONDS / hop_s))].mean(axis=0)
+    best = (-np.inf, "C", "major")
+    for mode, profile, third in (("major", MAJOR_PROFILE, 4), ("minor", MINOR_PROFILE, 3)):
+        triad = np.zeros(12)
+        triad[[0, third, 7]] = 1.0
+        for tonic in range(12):
+            score = _correlation(whole, np.roll(np.asarray(profile), tonic))
+            score += OPENING_WEIGHT * _correlation(opening, np.roll(triad, tonic))
+            if score > best[0]:
+                best = (score, PITCH_CLASSES[tonic], mode)
+    return best[1], best[2]
+
+
+def estimate_tempo(audio: np.ndarray, sample_rate: int) -> float | None:
+    """Tempo in BPM by beat-period autocorrelation of the onset strength; None when the clip is
+    too short or has no periodicity."""
+    from audiox_turbo.data.world.measure import estimate_tempo as measure_tempo
+
+    try:
+        return float(measure_tempo(np.asarray(audio, dtype=np.float64), sample_rate))
+    except ValueError:
+        return None
+
+
+def detect_events(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Onset times in seconds `(n,)` (energy rises over a quiet background)."""
+    from audiox_turbo.data.world.measure import detect_onsets
+
+    return detect_onsets(np.asarray(audio, dtype=np.float64), sample_rate)
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JudgeTargets:
+    """Training targets for N clips: category and class indices `(N,)`, instruments `(N, I)`."""
+
+    category: Tensor
+    klass: Tensor
+    instruments: Tensor
+
+
+def targets_from_labels(labels: Sequence[dict[str, Any]], config: JudgeConfig) -> JudgeTargets:
+    """Targets from world labels; an unknown category or class raises an AudioXError."""
+    cat_index = {c: i for i, c in enumerate(config.categories)}
+    cls_index = {c: i for i, c in enumerate(config.classes)}
+    inst_index = {c: i for i, c in enumerate(config.instruments)}
+    cats, classes = [], []
+    inst = torch.zeros(len(labels), len(config.instruments))
+    for i, lab in enumerate(labels):
+        name = class_label(lab)
+        if lab.get("category") not in cat_index or name not in cls_index:
+            raise AudioXError(f"clip {i}: label {name!r} is not a world class the judge knows")
+        cats.append(cat_index[lab["category"]])
+        classes.append(cls_index[name])
+        for instrument in lab.get("instruments") or []:
+            if instrument in inst_index:
+                inst[i, inst_index[instrument]] = 1.0
+    return JudgeTargets(torch.tensor(cats), torch.tensor(classes), inst)
+
+
+INSTRUMENT_WEIGHT = 4.0
+"""Weight of the instrument loss: its binary cross-entropy is averaged over 10 labels, most of
+them absent, and would otherwise be small next to the class cross-entropy."""
+
+
+def judge_loss(out: JudgeOutput, targets: JudgeTargets) -> Tensor:
+    """CE(category) + CE(class) + INSTRUMENT_WEIGHT · BCE(instruments)."""
+    return (
+        F.cross_entropy(out.category, targets.category)
+        + F.cross_entropy(out.klass, targets.klass)
+        + INSTRUMENT_WEIGHT
+        * F.binary_cross_entropy_with_logits(out.instruments, targets.instruments)
+    )
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch mean training loss and class accuracy (on the training forward passes)."""
+
+    loss: list[float] = field(default_factory=list)
+    class_accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_judge(
+    waves: Tensor,
+    targets: JudgeTargets,
+    config: JudgeConfig,
+    epochs: int = 16,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    crop_seconds: float | None = 2.0,
+    seed: int = 0,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> tuple[JudgeNet, TrainHistory]:
+    """Train a judge on mono waveforms `(N, S)` at `config.sample_rate` (AdamW, one-cycle
+    cosine learning rate, random crops of `crop_seconds` and random gains of ±6 dB)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = JudgeNet(config)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-2)
+    n = waves.shape[0]
+    steps_per_epoch = math.ceil(n / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch), pct_start=0.15
+    )
+    crop = waves.shape[1]
+    if crop_seconds is not None:
+        crop = min(crop, round(crop_seconds * config.sample_rate))
+    history = TrainHistory()
+    start = time.perf_counter()
+    net.train()
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        total, correct = 0.0, 0
+        for i in range(0, n, batch_size):
+            idx = order[i : i + batch_size]
+            offset = int(torch.randint(0, waves.shape[1] - crop + 1, (1,), generator=gen))
+            batch = waves[idx, offset : offset + crop]
+            gain = 10.0 ** (torch.empty(len(idx), 1).uniform_(-6.0, 6.0, generator=gen) / 20.0)
+            out = net(batch * gain)
+            sub = JudgeTargets(targets.category[idx], targets.klass[idx], targets.instruments[idx])
+            loss = judge_loss(out, sub)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            correct += int((out.klass.argmax(1) == sub.klass).sum())
+        history.loss.append(total / n)
+        history.class_accuracy.append(correct / n)
+        if on_epoch is not None:
+            on_epoch(epoch, history.loss[-1], history.class_accuracy[-1])
+    history.seconds = time.perf_counter() - start
+    return net.eval(), history
+
+
+def load_clips(paths: Sequence[Path], sample_rate: int, seconds: float | None = None) -> Tensor:
+    """Mono clips `(N, S)` at `sample_rate`, cut or zero-padded to `seconds` (default: the
+    first clip's length)."""
+    import soundfile as sf
+
+    clips = []
+    for path in paths:
+        try:
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (OSError, RuntimeError) as exc:
+            raise AudioXError(f"{path}: cannot read audio ({exc})") from None
+        clips.append(mono_at_rate(data.T[None], rate, sample_rate)[0])
+    if not clips:
+        raise AudioXError("no clips to load")
+    length = round(seconds * sample_rate) if seconds is not None else clips[0].size
+    out = np.zeros((len(clips), length), dtype=np.float32)
+    for i, c in enumerate(clips):
+        out[i, : min(length, c.size)] = c[:length]
+    return torch.from_numpy(out)
+
+
+def resolve_manifest(data: str | os.PathLike[str], split: str = "train") -> Path:
+    """A manifest path from `data`: the file itself, or `<split>.jsonl` (or the only `.jsonl`)
+    inside a directory."""
+    path = Path(data)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise AudioXError(f"{path}: no such manifest or directory")
+    if (path / f"{split}.jsonl").is_file():
+        return path / f"{split}.jsonl"
+    found = sorted(path.glob("*.jsonl"))
+    if len(found) != 1:
+        raise AudioXError(f"{path}: expected {split}.jsonl (or a single .jsonl manifest) in it")
+    return found[0]
+
+
+def manifest_clips(
+    manifest: Path, sample_rate: int, seconds: float | None = None
+) -> tuple[Tensor, list[dict[str, Any]]]:
+    """Mono clips `(N, S)` and world labels of every record of a manifest."""
+    from audiox_turbo.data.manifest import manifest_root, read_manifest
+
+    records = read_manifest(manifest)
+    if not records:
+        raise AudioXError(f"{manifest}: manifest has no clips")
+    root = manifest_root(manifest)
+    waves = load_clips([r.audio_path(root) for r in records], sample_rate, seconds)
+    return waves, [r.labels for r in records]
+
+
+def train_judge_on_manifest(
+    data: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    epochs: int = 16,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    seed: int = 0,
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> tuple[Path, TrainHistory]:
+    """Train a judge on a world split (directory or manifest) and save it to `out_dir`."""
+    if epochs < 1:
+        raise AudioXError(f"--epochs {epochs}: must be >= 1")
+    manifest = resolve_manifest(data, "train")
+    config = JudgeConfig()
+    waves, labels = manifest_clips(manifest, config.sample_rate)
+    targets = targets_from_labels(labels, config)
+    net, history = train_judge(
+        waves, targets, config, epochs, batch_size, lr, seed=seed, on_epoch=on_epoch
+    )
+    meta = {
+        "trained_on": str(manifest),
+        "clips": int(waves.shape[0]),
+        "epochs": epochs,
+        "final_loss": history.loss[-1],
+        "train_seconds": round(history.seconds, 1),
+    }
+    return save_judge(net, out_dir, meta), history
+
+
+def judge_accuracy(
+    judge: JudgeEmbedder, manifest: str | os.PathLike[str], progress: bool = True
+) -> dict[str, Any]:
+    """Accuracy of every head and measurement on a labelled world split: category and class
+    accuracy, instrument micro-F1 and exact-set accuracy (music), key accuracy (music with
+    pitched instruments), tempo within 4 % (music), onset recall and error at 50 ms."""
+    from tqdm import tqdm
+
+    from audiox_turbo.data.world.instruments import DRUM_KIT
+    from audiox_turbo.eval.metrics import event_timing_error
+
+    config = judge.net.config
+    waves, labels = manifest_clips(Path(manifest), config.sample_rate)
+    targets = targets_from_labels(labels, config)
+    parts = [
+        judge.all_outputs(waves[i : i + 32], config.sample_rate)
+        for i in tqdm(range(0, len(waves), 32), desc="judge", disable=not progress)
+    ]
+    category = torch.cat([p.category for p in parts]).argmax(1)
+    klass = torch.cat([p.klass for p in parts]).argmax(1)
+    instruments = torch.cat([p.instruments for p in parts]) > 0
+    music = torch.tensor([lab["category"] == "music" for lab in labels])
+    truth = targets.instruments[music] > 0.5
+    guess = instruments[music]
+    tp = int((truth & guess).sum())
+    f1 = 2 * tp / max(1, int(truth.sum()) + int(guess.sum()))
+    keys, tempos, recalls, errors = [], [], [], []
+    for i, lab in enumerate(tqdm(labels, desc="measure", disable=not progress)):
+        audio = waves[i].numpy()
+        if lab["category"] == "music" and lab.get("tempo"):
+            tempo = estimate_tempo(audio, config.sample_rate)
+            tempos.append(tempo is not None and abs(tempo - lab["tempo"]) <= 0.04 * lab["tempo"])
+            if any(inst != DRUM_KIT for inst in lab["instruments"]):
+                keys.append(estimate_key(audio, config.sample_rate) == (lab["key"], lab["mode"]))
+        if lab["category"] == "sfx" and lab.get("event_times"):
+            timing = event_timing_error(
+                detect_events(audio, config.sample_rate), lab["event_times"], tolerance=0.05
+            )
+            recalls.append(timing.matched / len(lab["event_times"]))
+            if timing.matched:
+                errors.append(timing.mean_abs_error)
+    return {
+        "clips": len(labels),
+        "category_accuracy": float((category == targets.category).float().mean()),
+        "class_accuracy": float((klass == targets.klass).float().mean()),
+        "music_clips": int(music.sum()),
+        "instrument_f1": f1,
+        "instrument_set_accuracy": float((truth == guess).all(dim=1).float().mean()),
+        "key_clips": len(keys),
+        "key_accuracy": float(np.mean(keys)) if keys else float("nan"),
+        "tempo_clips": len(tempos),
+        "tempo_accuracy_4pct": float(np.mean(tempos)) if tempos else float("nan"),
+        "onset_clips": len(recalls),
+        "onset_recall_50ms": float(np.mean(recalls)) if recalls else float("nan"),
+        "onset_error_s": float(np.mean(errors)) if errors else float("nan"),
+    }

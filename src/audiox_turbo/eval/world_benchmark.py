@@ -1,0 +1,306 @@
+"""`audiox-turbo benchmark world`: generate the world's test prompts for every task and score the
+generations with the world judge against the clips' labels.
+
+Per task: Fréchet distance of judge embeddings (generated vs the reference clips), the mean
+paired embedding distance, class accuracy (judge class == label), tempo error and key
+accuracy (music tasks), onset timing error (video tasks) and a CLAP score when a CLAP encoder
+is given. Not applicable metrics are None.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audiox_turbo.data.manifest import TASKS, ClipRecord
+from audiox_turbo.errors import AudioXError
+
+VIDEO_TASKS = ("V2A", "V2M", "TV2A", "TV2M")
+MUSIC_TASKS = ("T2M", "V2M", "TV2M", "continue")
+ONSET_CAP_S = 0.5
+"""A labelled event with no detected onset within this many seconds counts as this error."""
+TEMPO_TOLERANCE = 0.04
+"""A tempo counts as right within 4 % of the label."""
+MAX_WORLD_CLIPS = 4096
+
+
+def task_allowed(task: str, labels: dict[str, Any], has_video: bool) -> bool:
+    """Whether a clip can serve as a prompt of `task` (the world's task framings)."""
+    from audiox_turbo.data.world.tasks import AUDIO_TASKS
+
+    return task in AUDIO_TASKS.get((labels.get("category"), has_video), ())
+
+
+@dataclass(frozen=True)
+class WorldPrompt:
+    """One generation request built from a world clip."""
+
+    task: str
+    record: ClipRecord
+    text: str | None
+    video: Path | None
+    audio: Path | None
+    audio_mode: str
+    span: tuple[float, float] | None
+    reference: Path
+
+
+def _default_span(task: str, duration: float) -> tuple[float, float]:
+    return (0.3 * duration, 0.7 * duration) if task == "inpaint" else (0.0, 0.5 * duration)
+
+
+def make_prompt(task: str, record: ClipRecord, root: Path) -> WorldPrompt:
+    """The prompt of `task` for a clip: captions for T*, the video for *V*, the clip's audio with
+    its region (or a default one) for inpaint / continue."""
+    text = record.captions[0] if record.captions and not task.startswith("V") else None
+    reference = record.audio_path(root)
+    video = record.video_path(root) if task in VIDEO_TASKS else None
+    if task not in ("inpaint", "continue"):
+        return WorldPrompt(task, record, text, video, None, "continue", None, reference)
+    region = record.labels.get("task_region")
+    own = record.labels.get("task") == task and region is not None
+    if task == "inpaint":
+        span = (float(region[0]), float(region[1])) if own else _default_span(task, record.duration)
+    else:
+        span = (0.0, float(region[0])) if own else _default_span(task, record.duration)
+    return WorldPrompt(task, record, text, None, reference, task, span, reference)
+
+
+def select_prompts(
+    records: list[ClipRecord], root: Path, clips_per_task: int
+) -> dict[str, list[WorldPrompt]]:
+    """Up to `clips_per_task` prompts per task, preferring clips drawn for that task."""
+    chosen: dict[str, list[WorldPrompt]] = {}
+    for task in TASKS:
+        usable = [r for r in records if task_allowed(task, r.labels, r.video is not None)]
+        usable.sort(key=lambda r: r.labels.get("task") != task)
+        chosen[task] = [make_prompt(task, r, root) for r in usable[:clips_per_task]]
+    return chosen
+
+
+def ensure_world(
+    out_dir: Path, clips_per_task: int, duration: float, seed: int = 0, progress: bool = True
+) -> Path:
+    """A world test split under `out_dir` large enough to give `clips_per_task` prompts to every
+    task (grown by doubling; generation resumes, so earlier clips are kept)."""
+    from audiox_turbo.data.manifest import read_manifest
+    from audiox_turbo.data.world.generate import generate_world
+
+    count = max(16, 8 * clips_per_task)
+    while True:
+        manifest = generate_world(out_dir, count, seed, "test", duration, progress=progress)
+        chosen = select_prompts(read_manifest(manifest), out_dir, clips_per_task)
+        if all(len(p) >= clips_per_task for p in chosen.values()) or count >= MAX_WORLD_CLIPS:
+            return manifest
+        count *= 2
+
+
+@dataclass
+class ClipScore:
+    """Judge readings of one generated clip and its reference."""
+
+    task: str
+    id: str
+    embedding: np.ndarray
+    reference: np.ndarray
+    class_correct: bool
+    tempo_error: float | None
+    key_correct: bool | None
+    onset_error: float | None
+    clap: float | None
+
+
+def onset_error(detected: np.ndarray, events: list[float], cap: float = ONSET_CAP_S) -> float:
+    """Mean over labelled events of min(|nearest detected onset − event|, cap), in seconds."""
+    if len(detected) == 0:
+        return cap
+    det = np.asarray(detected, dtype=np.float64)
+    return float(np.mean([min(np.abs(det - t).min(), cap) for t in events]))
+
+
+def tempo_error(estimate: float | None, label: float) -> float:
+    """Relative tempo error |estimate − label| / label (1.0 when no tempo was measured)."""
+    return 1.0 if estimate is None else abs(estimate - label) / label
+
+
+def _has_key(labels: dict[str, Any]) -> bool:
+    from audiox_turbo.data.world.instruments import DRUM_KIT
+
+    return labels.get("key") is not None and any(i != DRUM_KIT for i in labels["instruments"])
+
+
+def score_clip(
+    prompt: WorldPrompt,
+    audio: np.ndarray,
+    sample_rate: int,
+    embedding: np.ndarray,
+    reference: np.ndarray,
+    predicted_class: str,
+    clap: float | None = None,
+) -> ClipScore:
+    """Compare a generated mono clip's judge readings with its world labels."""
+    from audiox_turbo.eval.judge import class_label, detect_events, estimate_key, estimate_tempo
+
+    labels = prompt.record.labels
+    tempo = key = onset = None
+    if prompt.task in MUSIC_TASKS and labels.get("tempo"):
+        tempo = tempo_error(estimate_tempo(audio, sample_rate), float(labels["tempo"]))
+        if _has_key(labels):
+            key = estimate_key(audio, sample_rate) == (labels["key"], labels["mode"])
+    if prompt.task in VIDEO_TASKS and labels.get("event_times"):
+        onset = onset_error(detect_events(audio, sample_rate), labels["event_times"])
+    return ClipScore(
+        prompt.task,
+        prompt.record.id,
+        embedding,
+        reference,
+        predicted_class == class_label(labels),
+        tempo,
+        key,
+        onset,
+        clap,
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def summarise(task: str, scores: list[ClipScore]) -> dict[str, Any]:
+    """One table row: clips, fd, embedding distance, class accuracy, tempo error (%), tempo
+    accuracy within 4 %, key accuracy, onset error (s), CLAP score."""
+    from audiox_turbo.eval.metrics import frechet_distance
+
+    row: dict[str, Any] = {"task": task, "clips": len(scores)}
+    fd = None
+    if len(scores) >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fd = frechet_distance(
+                np.stack([s.reference for s in scores]), np.stack([s.embedding for s in scores])
+            )
+    tempos = [s.tempo_error for s in scores if s.tempo_error is not None]
+    keys = [float(s.key_correct) for s in scores if s.key_correct is not None]
+    row.update(
+        fd=fd,
+        embedding_distance=_mean(
+            [float(np.linalg.norm(s.embedding - s.reference)) for s in scores]
+        ),
+        class_accuracy=_mean([float(s.class_correct) for s in scores]),
+        tempo_error_pct=None if not tempos else 100.0 * float(np.median(tempos)),
+        tempo_accuracy=_mean([float(t <= TEMPO_TOLERANCE) for t in tempos]),
+        key_accuracy=_mean(keys),
+        onset_error_s=_mean([s.onset_error for s in scores if s.onset_error is not None]),
+        clap=_mean([s.clap for s in scores if s.clap is not None]),
+    )
+    return row
+
+
+COLUMNS = (
+    ("task", "task"),
+    ("clips", "clips"),
+    ("fd", "FD (judge)"),
+    ("embedding_distance", "emb. dist"),
+    ("class_accuracy", "class acc"),
+    ("tempo_error_pct", "tempo err %"),
+    ("tempo_accuracy", "tempo ≤4 %"),
+    ("key_accuracy", "key acc"),
+    ("onset_error_s", "onset err s"),
+    ("clap", "CLAP"),
+)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The benchmark rows as a Markdown table ("–": not applicable)."""
+
+    def cell(v: Any) -> str:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return "–"
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
+    rule = "|" + "---|" * len(COLUMNS)
+    body = ["| " + " | ".join(cell(r.get(k)) for k, _ in COLUMNS) + " |" for r in rows]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def run_world_benchmark(
+    pipe: Any,
+    prompts: dict[str, list[WorldPrompt]],
+    out_dir: str | os.PathLike[str],
+    steps: int | None = None,
+    cfg: float | None = None,
+    seed: int = 0,
+    judge: Any = None,
+    clap: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate every prompt with `pipe`, save the audio under `out_dir/gen/<task>/`, score it
+    with the judge (default: the shipped one) and write world_benchmark.json / .md."""
+    from tqdm import tqdm
+
+    from audiox_turbo.config import write_json_atomic
+    from audiox_turbo.eval.judge import load_judge_embedder
+    from audiox_turbo.eval.report import atomic_output
+    from audiox_turbo.io.audio import load_audio, save_audio
+
+    judge = judge if judge is not None else load_judge_embedder(None)
+    out = Path(out_dir)
+    flat = [p for task in TASKS for p in prompts.get(task, [])]
+    if not flat:
+        raise AudioXError(f"{out}: no world prompts to generate")
+    sr = judge.sample_rate
+    scores: list[ClipScore] = []
+    for i, prompt in enumerate(tqdm(flat, desc="world benchmark", disable=not progress)):
+        result = pipe(
+            text=prompt.text,
+            video=None if prompt.video is None else str(prompt.video),
+            audio=None if prompt.audio is None else str(prompt.audio),
+            audio_mode=prompt.audio_mode,
+            span=prompt.span,
+            duration=prompt.record.duration,
+            steps=steps,
+            cfg=cfg,
+            seed=seed + i,
+        )
+        wav = result.waveforms[0]
+        save_audio(out / "gen" / prompt.task / f"{prompt.record.id}.wav", wav, result.sample_rate)
+        gen_audio = judge_input(wav.numpy(), result.sample_rate, sr)
+        ref_audio = load_audio(prompt.reference, sample_rate=sr, channels=1)[0]
+        outputs = judge.all_outputs([gen_audio, ref_audio[0].numpy()], sr)
+        predicted = judge.net.config.classes[int(outputs.klass[0].argmax())]
+        clap_value = None
+        if clap is not None and prompt.record.captions:
+            from audiox_turbo.eval.metrics import clap_score
+
+            text = clap.embed_text([prompt.record.captions[0]]).numpy()
+            clap_value = clap_score(text, clap.embed([gen_audio], sr).numpy())
+        emb = outputs.embedding.numpy().astype(np.float64)
+        scores.append(score_clip(prompt, gen_audio, sr, emb[0], emb[1], predicted, clap_value))
+    rows = [summarise(task, [s for s in scores if s.task == task]) for task in TASKS]
+    rows.append(summarise("all", scores))
+    report = {
+        "model": getattr(pipe.config, "name", "?"),
+        "trained": bool(getattr(pipe.config, "trained", False)),
+        "steps": steps,
+        "cfg": cfg,
+        "seed": seed,
+        "rows": rows,
+    }
+    write_json_atomic(out / "world_benchmark.json", report)
+    with atomic_output(out / "world_benchmark.md") as tmp:
+        tmp.write_text(markdown_table(rows))
+    return report
+
+
+def judge_input(wav: np.ndarray, sample_rate: int, target: int) -> np.ndarray:
+    """A generated `(C, S)` waveform as mono float32 `(S',)` at the judge's rate."""
+    from audiox_turbo.eval.features import mono_at_rate
+
+    return mono_at_rate([wav], sample_rate, target)[0]

@@ -1,0 +1,196 @@
+"""The evaluation commands: eval reports, the world benchmark, generation timing, error paths."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import typer
+from typer.testing import CliRunner
+
+from audiox_turbo.data.manifest import TASKS
+from audiox_turbo.errors import AudioXError
+from audiox_turbo.eval.cli import bench_command, benchmark_app, eval_command, judge_app
+from audiox_turbo.eval.world_benchmark import MUSIC_TASKS, VIDEO_TASKS
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    """The commands as the top-level CLI registers them."""
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+    app.command("bench")(bench_command)
+    app.add_typer(benchmark_app, name="benchmark")
+    app.add_typer(judge_app, name="judge")
+    return app
+
+
+@pytest.fixture(scope="module")
+def judge_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small judge with random weights (the tests check plumbing, not accuracy)."""
+    from audiox_turbo.eval.judge import JudgeConfig, JudgeNet, save_judge
+
+    torch.manual_seed(0)
+    net = JudgeNet(JudgeConfig(channels=(4, 8, 8, 8), embed_dim=16))
+    return save_judge(net, tmp_path_factory.mktemp("judge") / "judge", {})
+
+
+def _write_set(folder: Path, n: int, seed: int, base_hz: float) -> None:
+    rng = np.random.default_rng(seed)
+    t = np.arange(SR) / SR
+    for i in range(n):
+        tone = 0.4 * np.sin(2 * np.pi * base_hz * (1 + 0.1 * i) * t)
+        noise = 0.05 * rng.standard_normal(t.size)
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"clip{i:02d}.wav", (tone + noise).astype(np.float32), SR)
+
+
+def _invoke(app: typer.Typer, args: list[object]):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_eval_writes_report_with_requested_metrics(app, judge_dir, tmp_path) -> None:
+    _write_set(tmp_path / "gen", 12, 0, 300.0)
+    _write_set(tmp_path / "ref", 12, 1, 320.0)
+    out = tmp_path / "report"
+    args = ["eval", "--gen", tmp_path / "gen", "--ref", tmp_path / "ref", "--checkpoint"]
+    args += [judge_dir, "--metrics", "fd,fad_inf,kad,kl,is", "--out", out]
+    result = _invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    for key in ("fd", "fad_inf", "kad", "kl_ref_to_gen", "kl_gen_to_ref", "is_mean", "is_std"):
+        assert math.isfinite(report["metrics"][key]), key
+    assert report["metrics"]["fd"] > 0 and report["metrics"]["is_mean"] >= 1.0
+    assert report["n_gen"] == report["n_ref"] == 12 and report["metrics"]["kl_pairs"] == 12
+    distances = [s["distance"] for s in report["samples"]]
+    assert distances == sorted(distances)
+    assert "| fd |" in (out / "report.md").read_text()
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "metrics.png").stat().st_size > 0
+        assert (out / "spectrograms.png").stat().st_size > 0
+
+
+def test_eval_of_a_set_against_itself_is_near_zero(judge_dir, tmp_path) -> None:
+    from audiox_turbo.eval.report import evaluate
+
+    _write_set(tmp_path / "a", 6, 0, 200.0)
+    report = evaluate(
+        tmp_path / "a",
+        tmp_path / "a",
+        tmp_path / "r",
+        checkpoint=judge_dir,
+        metric_names=["fd", "kl"],
+        plots=False,
+        progress=False,
+    )
+    assert report["metrics"]["fd"] == pytest.approx(0.0, abs=1e-6)
+    assert report["metrics"]["kl_ref_to_gen"] == pytest.approx(0.0, abs=1e-4)  # eps in log q
+    assert report["samples"][0]["distance"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_eval_errors_name_the_path(app, judge_dir, tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    _write_set(tmp_path / "ref", 3, 0, 200.0)
+    ref, judge = tmp_path / "ref", ["--checkpoint", judge_dir]
+    cases = [
+        (["--gen", tmp_path / "empty", "--ref", ref, *judge], "empty"),
+        (["--gen", ref, "--ref", tmp_path / "missing", *judge], "missing"),
+        (["--gen", ref, "--ref", ref, "--checkpoint", tmp_path / "nojudge"], "nojudge"),
+        (["--gen", ref, "--ref", ref, *judge, "--metrics", "fd,bogus"], "bogus"),
+    ]
+    for args, name in cases:
+        result = _invoke(app, ["eval", *args, "--out", tmp_path / "r"])
+        assert isinstance(result.exception, AudioXError), result.output
+        message = str(result.exception)
+        assert name in message and "\n" not in message
+
+
+def test_judge_train_and_accuracy_commands(app, tmp_path) -> None:
+    from audiox_turbo.data.world.generate import generate_world
+
+    generate_world(
+        tmp_path / "w", 6, seed=1, split="train", duration=1.0, video_fraction=0.0, progress=False
+    )
+    result = _invoke(
+        app,
+        [
+            "judge",
+            "train",
+            "--data",
+            tmp_path / "w",
+            "--out",
+            tmp_path / "j",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "6",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "j" / "judge.safetensors").is_file()
+    result = _invoke(
+        app,
+        [
+            "judge",
+            "accuracy",
+            "--data",
+            tmp_path / "w" / "train.jsonl",
+            "--checkpoint",
+            tmp_path / "j",
+            "--out",
+            tmp_path / "acc.json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    accuracy = json.loads((tmp_path / "acc.json").read_text())
+    assert accuracy["clips"] == 6 and 0.0 <= accuracy["class_accuracy"] <= 1.0
+    missing = _invoke(app, ["judge", "train", "--data", tmp_path / "none", "--out", tmp_path])
+    assert isinstance(missing.exception, AudioXError) and "none" in str(missing.exception)
+
+
+def test_benchmark_world_runs_every_task_on_tiny(app, judge_dir, tmp_path) -> None:
+    out = tmp_path / "bench"
+    args = ["benchmark", "world", "--model", "tiny", "--clips", "1", "--steps", "1", "--cfg", "2"]
+    args += ["--duration", "1", "--judge", judge_dir, "--out", out, "--device", "cpu"]
+    result = _invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "world_benchmark.json").read_text())
+    rows = {r["task"]: r for r in report["rows"]}
+    assert set(rows) == {*TASKS, "all"}
+    for task in TASKS:
+        row = rows[task]
+        assert row["clips"] == 1
+        assert (out / "gen" / task).is_dir()
+        for key in ("embedding_distance", "class_accuracy"):
+            assert math.isfinite(row[key]), (task, key)
+        if task in MUSIC_TASKS:
+            assert math.isfinite(row["tempo_error_pct"]) and row["tempo_error_pct"] >= 0
+        else:
+            assert row["tempo_error_pct"] is None
+        if task not in VIDEO_TASKS:
+            assert row["onset_error_s"] is None
+        elif row["onset_error_s"] is not None:
+            assert 0.0 <= row["onset_error_s"] <= 0.5
+    assert math.isfinite(rows["all"]["fd"]) and rows["all"]["clips"] == 8
+    assert "TV2M" in (out / "world_benchmark.md").read_text()
+
+
+def test_bench_times_student_and_teacher(app, tmp_path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "--model", "tiny", "--steps", "1,2", "--cfg", "1,2", "--duration", "0.5"]
+    args += ["--repeats", "1", "--device", "cpu", "--out", out]
+    result = _invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["sampler"], r["nfe"]) for r in rows] == [("student", 1), ("teacher+cfg", 4)]
+    assert all(r["latency_s"] > 0 and r["rtf"] == pytest.approx(r["latency_s"] / 0.5) for r in rows)
+    bad = _invoke(app, ["bench", "--steps", "1,2,3", "--cfg", "1,2", "--out", out])
+    assert isinstance(bad.exception, AudioXError) and "--cfg" in str(bad.exception)
