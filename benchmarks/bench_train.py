@@ -3,7 +3,8 @@
 Codec (adversarial phase on, discriminator from `configs/PRESET.json`) and teacher at the
 `tiny` and `demo` presets, each in its own subprocess (clean peak
 memory), trained through the real engine on a generated WAV manifest read by `ClipDataset`
-with loader workers. Prints a table and writes `benchmarks/results/train.json`.
+with 2 loader workers (one loader for all epochs, so workers start once). Prints a table and
+merges its rows into `benchmarks/results/train.json`.
 
     python benchmarks/bench_train.py [--steps 6] [--presets tiny,demo] [--tasks codec,teacher]
 """
@@ -145,9 +146,20 @@ def main() -> None:
             f"{r['task']:8} {r['preset']:6} {r['batch']:>5} {r['step_s']:>8.3f} "
             f"{r['samples_per_s']:>10.2f} {r['data_wait_fraction']:>8.1%} {r['peak_rss_mib']:>9.0f}"
         )
+    write_rows(rows)
+
+
+def write_rows(rows: list[dict]) -> None:
+    """Merge `rows` into RESULTS, replacing earlier rows of the same task and preset."""
+    measured = {(r["task"], r["preset"]) for r in rows}
+    kept = []
+    if RESULTS.is_file():
+        old = json.loads(RESULTS.read_text())["rows"]
+        kept = [r for r in old if (r["task"], r["preset"]) not in measured]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_name(f".{RESULTS.name}.tmp")
-    tmp.write_text(json.dumps({"machine": "2-core CPU, torch CPU", "rows": rows}, indent=2) + "\n")
+    data = {"machine": "2-core CPU, torch CPU", "rows": kept + rows}
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, RESULTS)
 
 

@@ -348,3 +348,40 @@ def test_conditioner_on_cuda_matches_cpu(config: ModelConfig) -> None:
     )
     assert dropped.text.present.device.type == "cuda"
     assert torch.isfinite(conditioner.unconditional(2, t, DURATION).pooled.float()).all()
+
+
+def test_cached_video_features_match_the_frame_path(
+    config: ModelConfig, conditioner: Conditioner
+) -> None:
+    t, nv = sizes(config)
+    video = random_video(config, 2)
+    video[1] = 0
+    with torch.no_grad():
+        features = conditioner.video.frame_features(video)
+        features[1] = 0.0  # what a latent shard caches for a clip without video
+        from_frames = conditioner(2, t, DURATION, video=video)
+        from_features = conditioner(2, t, DURATION, video_features=features)
+    assert features.shape == (2, nv, config.conditioning.video_feature_dim)
+    assert from_features.video.present.tolist() == [True, False]
+    torch.testing.assert_close(from_features.video.tokens, from_frames.video.tokens)
+    torch.testing.assert_close(from_features.pooled, from_frames.pooled)
+    absent = conditioner(2, t, DURATION, video_present=torch.tensor([False, True]))
+    with torch.no_grad():
+        dropped = conditioner(
+            2, t, DURATION, video_present=torch.tensor([False, True]), video_features=features
+        )
+    assert dropped.video.present.tolist() == [False, False]
+    torch.testing.assert_close(dropped.video.tokens, absent.video.tokens)
+
+
+def test_cached_video_feature_errors(config: ModelConfig, conditioner: Conditioner) -> None:
+    t, nv = sizes(config)
+    dim = config.conditioning.video_feature_dim
+    with pytest.raises(ValueError, match="video_feature_dim"):
+        conditioner(2, t, DURATION, video_features=torch.ones(2, nv + 1, dim))
+    with pytest.raises(ValueError, match="not both"):
+        conditioner(
+            2, t, DURATION, video=random_video(config, 2), video_features=torch.ones(2, nv, dim)
+        )
+    with pytest.raises(AudioXError, match="frozen frame encoder"):
+        conditioner.video.cache_encoder()

@@ -287,6 +287,31 @@ def test_two_gloo_processes_stay_in_sync_on_different_samples(tmp_path):
     assert not seen0 & seen1
 
 
+@pytest.mark.gpu
+def test_fsdp_resume_restores_sharded_optimizer_state(tmp_path):
+    """Two FSDP processes: a run resumed from a checkpoint continues like an uninterrupted one.
+
+    Accelerate only enables FSDP on accelerators (not MULTI_CPU), hence the GPU mark.
+    """
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs for FSDP")
+    launcher = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    env = dict(script_env(), ACCELERATE_USE_FSDP="true", FSDP_USE_ORIG_PARAMS="true")
+
+    def launch(run: Path, steps: int, *extra: str) -> None:
+        port = str(29600 + os.getpid() % 1000)
+        cmd = [launcher, "--nproc_per_node", "2", "--master_port", port, str(HERE), str(run)]
+        cmd += ["--max-steps", str(steps), "--gpu", *extra]
+        subprocess.run(cmd, check=True, env=env, timeout=300)
+
+    launch(tmp_path / "full", 14)
+    launch(tmp_path / "cut", 7)
+    launch(tmp_path / "cut", 14, "--resume")
+    full, cut = read_losses(tmp_path / "full"), read_losses(tmp_path / "cut")
+    assert [s for s, _ in cut] == [s for s, _ in full]
+    assert [loss for _, loss in cut] == pytest.approx([loss for _, loss in full], rel=1e-5)
+
+
 def _main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("run")
@@ -294,9 +319,10 @@ def _main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--gpu", action="store_true")
     args = parser.parse_args()
     task = ToyTask(sleep=args.sleep)
-    trainer = Trainer(task, toy_config(), args.run, ToyDataset(), progress=False, cpu=True)
+    trainer = Trainer(task, toy_config(), args.run, ToyDataset(), progress=False, cpu=not args.gpu)
     trainer.fit(max_steps=args.max_steps, resume=args.resume)
     if args.report:
         weights = [round(float(p.double().sum()), 12) for p in task.net.parameters()]

@@ -114,10 +114,13 @@ class Conditioner(nn.Module):
         audio_present: torch.Tensor | None = None,
         drop: bool = False,
         generator: torch.Generator | None = None,
+        video_features: torch.Tensor | None = None,
     ) -> Conditions:
         """Conditions for B samples of `frames` latent frames (`duration` seconds).
 
-        video: uint8 (B, Nv, 3, H, W) with Nv = config.video_frames(duration); audio_latents
+        video: uint8 (B, Nv, 3, H, W) with Nv = config.video_frames(duration), or instead
+        video_features (B, Nv, video_feature_dim), cached outputs of a frozen frame encoder
+        (they skip it; see `VideoConditioner`); audio_latents
         (B, latent_dim, T=frames) with audio_keep (B, 1, T) (default zeros = reference).
         drop=True drops each modality per sample with config.denoiser.*_dropout (train time).
         """
@@ -135,7 +138,9 @@ class Conditioner(nn.Module):
             audio_present = audio_present.to(device)
             keep_audio = audio_present if keep_audio is None else keep_audio & audio_present
         text_tokens = self.text(text, batch_size, keep_text)
-        video_tokens = self.video(video, batch_size, self.config.video_frames(duration), keep_video)
+        video_tokens = self.video(
+            video, batch_size, self.config.video_frames(duration), keep_video, video_features
+        )
         audio_tokens, prompt = self.audio(audio_latents, audio_keep, batch_size, frames, keep_audio)
         streams, pooled = self.fusion(
             {"text": text_tokens, "video": video_tokens, "audio": audio_tokens}

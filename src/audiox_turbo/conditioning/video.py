@@ -4,10 +4,15 @@ Frame encoders: `cnn` (small trainable strided conv net) or `clip` (frozen CLIP 
 from a local dir, out of the state dict; its pooled CLS embedding per frame). A RoPE transformer
 over frames follows. Absent videos (None, present=False or all-zero frames) use a learned null
 token broadcast over the frames, mask all True.
+
+Per-frame encoder outputs (B, Nv, video_feature_dim) cached in latent shards can be given
+instead of frames (`features=`); that skips the frame encoder, so it is only valid for a
+frozen one (`clip`): the trainable `cnn` encoder would be bypassed and never learn.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -18,7 +23,7 @@ from audiox_turbo.conditioning.frozen import FrozenEncoder, resolve_local_dir
 from audiox_turbo.conditioning.layers import Transformer
 from audiox_turbo.conditioning.tokens import ModalityTokens
 from audiox_turbo.config import ConditioningConfig
-from audiox_turbo.errors import ModelLoadError
+from audiox_turbo.errors import AudioXError, ModelLoadError
 
 CLIP_PATH_ENV = "AUDIOX_TURBO_CLIP_PATH"
 # CLIP image normalisation (OpenAI CLIP preprocessing constants).
@@ -126,8 +131,24 @@ class VideoConditioner(nn.Module):
             torch.zeros(batch_size, dtype=torch.bool, device=device),
         )
 
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames (N, Nv, 3, H, W) uint8 -> tokens (N, Nv, dim)."""
+    @property
+    def frozen_encoder(self) -> bool:
+        """Whether the frame encoder is frozen, so its outputs may be cached (`clip`)."""
+        return self.cnn is None
+
+    def cache_encoder(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The frame-feature function to cache in latent shards (`encode_to_shards`'s
+        `encode_video`): (1, Nv, 3, H, W) uint8 -> (1, Nv, video_feature_dim); a trainable
+        encoder raises AudioXError (its features change while training)."""
+        if not self.frozen_encoder:
+            raise AudioXError(
+                "video features can only be cached for a frozen frame encoder (video_encoder "
+                "'clip'); the trainable 'cnn' encoder needs the frames at training time"
+            )
+        return torch.no_grad()(self.frame_features)
+
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames (N, Nv, 3, H, W) uint8 -> frame-encoder outputs (N, Nv, video_feature_dim)."""
         n, nv = frames.shape[:2]
         dtype = self.proj.weight.dtype
         flat = frames_to_float(frames, dtype).flatten(0, 1)
@@ -136,8 +157,17 @@ class VideoConditioner(nn.Module):
         else:
             assert self.clip is not None
             features = self.clip(flat, dtype)
-        tokens = self.proj(features.view(n, nv, -1))
+        return features.view(n, nv, -1)
+
+    def encode_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Frame-encoder outputs (N, Nv, video_feature_dim) -> tokens (N, Nv, dim)."""
+        n, nv = features.shape[:2]
+        tokens = self.proj(features.to(self.proj.weight.dtype))
         return self.temporal(tokens, torch.ones(n, nv, dtype=torch.bool, device=tokens.device))
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames (N, Nv, 3, H, W) uint8 -> tokens (N, Nv, dim)."""
+        return self.encode_features(self.frame_features(frames))
 
     def forward(
         self,
@@ -145,10 +175,15 @@ class VideoConditioner(nn.Module):
         batch_size: int,
         num_frames: int,
         present: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
     ) -> ModalityTokens:
-        """Frames (B, Nv, 3, H, W) uint8 or None -> tokens (B, Nv, dim); absent/all-zero -> null."""
-        device = self.null.device
+        """Frames (B, Nv, 3, H, W) uint8, or cached `features` (B, Nv, video_feature_dim), or
+        neither -> tokens (B, Nv, dim); absent / all-zero -> null."""
         result = self.null_tokens(batch_size, num_frames)
+        if frames is not None and features is not None:
+            raise ValueError("give video frames or cached video features, not both")
+        if features is not None:
+            return self._from_features(features, batch_size, num_frames, present, result)
         if frames is None:
             return result
         if frames.ndim != 5 or frames.shape[0] != batch_size or frames.shape[2] != 3:
@@ -157,12 +192,37 @@ class VideoConditioner(nn.Module):
             )
         if frames.shape[1] != num_frames:
             raise ValueError(f"video has {frames.shape[1]} frames, expected {num_frames}")
-        frames = frames.to(device)
-        given = frames.flatten(1).ne(0).any(dim=1)
-        if present is not None:
-            given = given & present.to(device)
+        frames = frames.to(self.null.device)
+        given = self._given(frames.flatten(1).ne(0).any(dim=1), present)
         index = given.nonzero().flatten()
         if index.numel() == 0:
             return result
         tokens = self.encode(frames.index_select(0, index))
         return ModalityTokens(result.tokens.index_copy(0, index, tokens), result.mask, given)
+
+    def _from_features(
+        self,
+        features: torch.Tensor,
+        batch_size: int,
+        num_frames: int,
+        present: torch.Tensor | None,
+        result: ModalityTokens,
+    ) -> ModalityTokens:
+        """Tokens from cached frame-encoder outputs (B, Nv, video_feature_dim)."""
+        expected = (batch_size, num_frames, self.proj.in_features)
+        if tuple(features.shape) != expected:
+            raise ValueError(
+                f"video features must be (B, Nv, video_feature_dim) = {expected}, "
+                f"got {tuple(features.shape)}"
+            )
+        features = features.to(self.null.device)
+        given = self._given(features.flatten(1).ne(0).any(dim=1), present)
+        index = given.nonzero().flatten()
+        if index.numel() == 0:
+            return result
+        tokens = self.encode_features(features.index_select(0, index))
+        return ModalityTokens(result.tokens.index_copy(0, index, tokens), result.mask, given)
+
+    def _given(self, nonzero: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+        """Per-sample presence (B,) bool: non-zero input and, when given, `present`."""
+        return nonzero if present is None else nonzero & present.to(nonzero.device)

@@ -199,6 +199,43 @@ class EpochShardSampler(Sampler[int]):
         return max(self.batches_per_epoch() * self.batch_size - self.skip, 0)
 
 
+class EpochChainBatchSampler(Sampler[list[Any]]):
+    """Endless batches: the `EpochShardSampler` orders of epoch after epoch, from `start`.
+
+    Keys are `(epoch, index)` when `keyed_by_epoch` (datasets such as `ClipDataset` whose
+    random crops depend on the epoch), else plain indices. One loader serves every epoch, so
+    worker processes start once and prefetching runs across epoch boundaries.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        rank: int,
+        world: int,
+        seed: int,
+        start: DataPosition,
+        keyed_by_epoch: bool,
+    ) -> None:
+        self.size, self.batch_size, self.rank, self.world = size, batch_size, rank, world
+        self.seed, self.keyed_by_epoch = seed, keyed_by_epoch
+        self.start = DataPosition(start.epoch, start.batch)
+
+    def batches_per_epoch(self) -> int:
+        return self.size // (self.batch_size * self.world)
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        epoch, skip = self.start.epoch, self.start.batch * self.batch_size
+        while True:
+            order = EpochShardSampler(
+                self.size, self.batch_size, self.rank, self.world, self.seed, epoch, skip
+            )
+            keys = [(epoch, i) if self.keyed_by_epoch else i for i in order]
+            for first in range(0, len(keys), self.batch_size):
+                yield keys[first : first + self.batch_size]
+            epoch, skip = epoch + 1, 0
+
+
 def _seed_worker(worker_id: int) -> None:
     """Seed python and numpy RNGs of a loader worker from its torch seed."""
     import random
@@ -401,11 +438,14 @@ class Trainer:
 
     def _micro_batches(self) -> Iterator[Any]:
         """Endless stream of micro-batches, advancing `self.position` as it goes."""
+        if not isinstance(self.dataset, IterableDataset):
+            yield from self._map_batches()
+            return
         cfg = self.config
         while True:
             if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(self.position.epoch)
-            loader = self._loader(self.position)
+            loader = self._iterable_loader(self.position)
             produced = False
             for batch in loader:
                 produced = True
@@ -418,36 +458,49 @@ class Trainer:
                 )
             self.position = DataPosition(self.position.epoch + 1, 0)
 
-    def _loader(self, pos: DataPosition) -> Iterator[Any]:
+    def _map_batches(self) -> Iterator[Any]:
+        """Map-style data through one loader spanning epochs (workers and prefetch persist)."""
         cfg = self.config
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + pos.epoch * 101 + self.rank)
-        common = dict(
-            collate_fn=self.collate_fn,
-            num_workers=cfg.num_workers,
-            worker_init_fn=_seed_worker,
-            generator=g,
-            pin_memory=False,
-        )
-        if isinstance(self.dataset, IterableDataset):
-            loader = DataLoader(self.dataset, batch_size=cfg.batch_size, **common)
-            it = iter(loader)
-            for _ in range(pos.batch):
-                next(it, None)
-            return it
-        sampler = EpochShardSampler(
-            len(self.dataset),
+        sampler = EpochChainBatchSampler(
+            len(self.dataset),  # type: ignore[arg-type]
             cfg.batch_size,
             self.rank,
             self.world,
             cfg.seed,
-            pos.epoch,
-            pos.batch * cfg.batch_size,
+            self.position,
+            keyed_by_epoch=hasattr(self.dataset, "set_epoch"),
         )
-        return iter(
-            DataLoader(
-                self.dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **common
+        per_epoch = sampler.batches_per_epoch()
+        if per_epoch == 0:
+            raise AudioXError(
+                f"dataset too small: {_size(self.dataset)} items cannot fill one batch of "
+                f"{cfg.batch_size} on each of {self.world} processes"
             )
+        loader = DataLoader(self.dataset, batch_sampler=sampler, **self._loader_options())
+        for batch in loader:
+            self.position.batch += 1
+            if self.position.batch == per_epoch:
+                self.position = DataPosition(self.position.epoch + 1, 0)
+            yield batch
+
+    def _loader_options(self) -> dict[str, Any]:
+        cfg, pos = self.config, self.position
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + pos.epoch * 101 + self.rank)
+        return dict(
+            collate_fn=self.collate_fn,
+            num_workers=cfg.num_workers,
+            worker_init_fn=_seed_worker,
+            generator=g,
+            pin_memory=self.accelerator.device.type == "cuda",
         )
+
+    def _iterable_loader(self, pos: DataPosition) -> Iterator[Any]:
+        cfg = self.config
+        loader = DataLoader(self.dataset, batch_size=cfg.batch_size, **self._loader_options())
+        it = iter(loader)
+        for _ in range(pos.batch):
+            next(it, None)
+        return it
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current state atomically (collective: all ranks call it)."""
@@ -458,6 +511,7 @@ class Trainer:
         acc.wait_for_everyone()
         stage = ckpt.staging_dir(root, self.step)
         states = {n: acc.get_state_dict(self.modules[n]) for n in self._trained_names()}
+        optim_states = {n: self._optimizer_state(n) for n in self.optimizers}
         ckpt.save_object(
             stage / "rng" / f"rank-{self.rank}.pt", ckpt.capture_rng({"task": self.generator})
         )
@@ -466,13 +520,10 @@ class Trainer:
                 ckpt.save_tensors(stage / "models" / f"{name}.safetensors", state)
             for name, ema in self.ema.items():
                 ckpt.save_tensors(stage / "ema" / f"{name}.safetensors", ema.state_dict())
-            for name, opt in self.optimizers.items():
+            for name, state in optim_states.items():
                 ckpt.save_object(
                     stage / "optim" / f"{name}.pt",
-                    {
-                        "optimizer": opt.state_dict(),
-                        "scheduler": self.schedulers[name].state_dict(),
-                    },
+                    {"optimizer": state, "scheduler": self.schedulers[name].state_dict()},
                 )
             extra = {"task": self.task.state_dict()}
             if acc.scaler is not None:
@@ -493,6 +544,59 @@ class Trainer:
             self._gather_positions()
         acc.wait_for_everyone()
         return final
+
+    @property
+    def sharded(self) -> bool:
+        """Whether trained networks are FSDP-sharded (parameters and optimiser state)."""
+        from accelerate.utils import DistributedType
+
+        return self.accelerator.distributed_type == DistributedType.FSDP
+
+    def _optimizer_owner(self, name: str) -> nn.Module:
+        """The wrapped networks optimiser `name` updates, behind one module (for FQN keys)."""
+        return nn.ModuleDict({m: self.modules[m] for m in self.specs[name].modules})
+
+    def _optimizer_state(self, name: str) -> dict[str, Any]:
+        """Optimiser state to checkpoint; under FSDP gathered in full (collective, all ranks).
+
+        DDP and single-process runs keep every state replicated, so the local state dict is
+        the whole state; FSDP shards it, so it is gathered with parameter-name keys through
+        `torch.distributed.checkpoint.state_dict` (only the main process writes it).
+        """
+        opt = self.optimizers[name].optimizer
+        if not self.sharded:
+            return opt.state_dict()
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_optimizer_state_dict(self._optimizer_owner(name), opt, options=options)
+
+    def _load_optimizer_state(self, name: str, state: dict[str, Any]) -> None:
+        """Inverse of `_optimizer_state`: under FSDP every rank keeps its shard of the state."""
+        opt = self.optimizers[name].optimizer
+        if not self.sharded:
+            opt.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True)
+        set_optimizer_state_dict(self._optimizer_owner(name), opt, state, options=options)
+
+    def _load_model_state(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        """Load a full (unsharded) state dict into network `name`, resharding under FSDP."""
+        if not self.sharded:
+            self.accelerator.unwrap_model(self.modules[name]).load_state_dict(state, strict=True)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        options = StateDictOptions(full_state_dict=True, strict=True)
+        set_model_state_dict(self.modules[name], state, options=options)
 
     def _gather_positions(self) -> list[list[int]]:
         pos = torch.tensor([self.position.epoch, self.position.batch], dtype=torch.int64)
@@ -516,13 +620,12 @@ class Trainer:
                 f"{path}: written by {manifest['world_size']} processes, resumed with {self.world}"
             )
         for name in self._trained_names():
-            state = ckpt.load_tensors(path / "models" / f"{name}.safetensors")
-            acc.unwrap_model(self.modules[name]).load_state_dict(state, strict=True)
+            self._load_model_state(name, ckpt.load_tensors(path / "models" / f"{name}.safetensors"))
         for name, ema in self.ema.items():
             ema.load_state_dict(ckpt.load_tensors(path / "ema" / f"{name}.safetensors"))
-        for name, opt in self.optimizers.items():
+        for name in self.optimizers:
             state = ckpt.load_object(path / "optim" / f"{name}.pt")
-            opt.load_state_dict(state["optimizer"])
+            self._load_optimizer_state(name, state["optimizer"])
             self.schedulers[name].load_state_dict(state["scheduler"])
         extra = ckpt.load_object(path / "task.pt")
         self.task.load_state_dict(extra["task"])

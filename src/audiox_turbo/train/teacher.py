@@ -1,8 +1,10 @@
 """Teacher training task: rectified flow (t=1 noise, t=0 data, v = ε − x0) on codec latents.
 
 Batches come from `ClipDataset`/`ShardDataset` (waveforms, encoded here by the frozen codec)
-or from `LatentShardDataset` (pre-encoded `latents`). The loss is the velocity MSE averaged
-over valid (non-padded) latent frames; condition dropout uses `Conditioner(drop=True)`.
+or from `LatentShardDataset` (pre-encoded `latents`, and `video_features` cached from a frozen
+frame encoder, used instead of frames; a trainable `cnn` encoder refuses them). The loss is
+the velocity MSE averaged over valid (non-padded) latent frames; condition dropout uses
+`Conditioner(drop=True)`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.conditioning.conditioner import Conditioner, Conditions
 from audiox_turbo.config import ModelConfig, TrainConfig
 from audiox_turbo.data.dataset import frame_mask
+from audiox_turbo.errors import AudioXError
 from audiox_turbo.flow.path import interpolate, length_shift, sample_timesteps, velocity_target
 from audiox_turbo.flow.sampling import classifier_free_guidance, sample_euler, teacher_timesteps
 from audiox_turbo.model.denoiser import Denoiser
@@ -61,6 +64,7 @@ class FlowModel(nn.Module):
             text=inputs.get("text"),
             video=inputs.get("video"),
             video_present=inputs.get("video_present"),
+            video_features=inputs.get("video_features"),
             audio_latents=inputs.get("audio_latents"),
             audio_keep=inputs.get("audio_keep"),
             audio_present=inputs.get("audio_present"),
@@ -154,7 +158,21 @@ class TeacherTask(Task):
         if "video" in batch:
             inputs["video"] = batch["video"].to(device)
             inputs["video_present"] = batch["video_present"].to(device)
+        elif "video_features" in batch:
+            self._check_cached_video()
+            inputs["video_features"] = batch["video_features"].to(device)
+            inputs["video_present"] = batch["video_present"].to(device)
         return x0, mask, inputs
+
+    def _check_cached_video(self) -> None:
+        """Cached video features skip the frame encoder: refuse them for a trainable one."""
+        if not self.flow.conditioner.video.frozen_encoder:
+            encoder = self.model_config.conditioning.video_encoder
+            raise AudioXError(
+                f"the latent shards carry cached video features, but video encoder {encoder!r} "
+                "is trainable and would be bypassed; use a frozen encoder (video_encoder "
+                "'clip') or train from a manifest / media shards with video frames"
+            )
 
     def training_step(
         self, batch: dict[str, Any], phase: str, ctx: StepContext
