@@ -81,6 +81,9 @@ def encode(
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     shard_size: str = typer.Option("256MB", "--shard-size", help="Target shard size."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, mps (default: best)."),
+    video: bool = typer.Option(
+        False, "--video", help="Also cache frozen video-encoder features (clip encoders only)."
+    ),
 ) -> None:
     """Pre-encode MANIFEST's audio into codec latents (posterior means) in latent shards."""
     if (model is None) == (preset_name is None):
@@ -98,10 +101,21 @@ def encode(
         return codec.encode(wave.to(target), sample=False).float().cpu()
 
     cfg = pipe.config.codec
+    cond = pipe.config.conditioning
+    video_args = (
+        {
+            "encode_video": pipe.conditioner.video.cache_encoder(),
+            "video_fps": cond.video_fps,
+            "video_size": cond.video_size,
+        }
+        if video
+        else {}
+    )
     index = encode_to_shards(
         manifest,
         out,
         encode_audio,
+        **video_args,
         sample_rate=cfg.sample_rate,
         channels=cfg.audio_channels,
         downsampling=cfg.downsampling,
