@@ -131,10 +131,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--teacher-steps", type=int, default=100)
     parser.add_argument("--budget", type=float, default=120.0, help="max seconds for a teacher run")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--compile", default=None, help="torch.compile mode for the denoiser")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(RESULTS / "generate.json"))
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.worker:
         row = measure(
             args.presets[0],
@@ -166,6 +171,7 @@ def main() -> None:
             "--budget",
             str(args.budget),
             *(["--compile", args.compile] if args.compile else []),
+            *(["--threads", str(args.threads)] if args.threads else []),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:

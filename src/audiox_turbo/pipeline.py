@@ -33,7 +33,7 @@ from audiox_turbo.model.denoiser import Denoiser
 
 COMPONENTS = ("codec", "conditioning", "denoiser")
 DEFAULT_DURATION = 10.0
-DECODE_CHUNK_FRAMES = 256
+DECODE_CHUNK_FRAMES = 1024
 
 AudioInput = str | os.PathLike[str] | torch.Tensor
 VideoInput = str | os.PathLike[str] | torch.Tensor
