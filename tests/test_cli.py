@@ -201,3 +201,18 @@ def test_bad_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, case):
     }
     if case in named:
         assert named[case] in lines[0]
+
+
+def test_every_subcommand_answers_help_without_torch():
+    code = (
+        "import sys\n"
+        "from audiox_turbo.cli import app\n"
+        "from typer.testing import CliRunner\n"
+        "runner = CliRunner()\n"
+        "for cmd in (['data'], ['train'], ['distill'], ['eval'], ['bench'], ['benchmark'],\n"
+        "            ['judge'], ['convert', 'official'], ['generate']):\n"
+        "    result = runner.invoke(app, [*cmd, '--help'])\n"
+        "    assert result.exit_code == 0, (cmd, result.output)\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

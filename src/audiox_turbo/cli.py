@@ -20,6 +20,7 @@ app = typer.Typer(
 def _register_subcommands() -> None:
     """Sub-apps; each module imports its heavy dependencies inside its commands."""
     from audiox_turbo.data.cli import app as data_app
+    from audiox_turbo.distill.cli import distill
     from audiox_turbo.eval.cli import bench_command, benchmark_app, eval_command, judge_app
     from audiox_turbo.official.cli import app as official_app
     from audiox_turbo.train.cli import app as train_app
@@ -30,6 +31,7 @@ def _register_subcommands() -> None:
     app.add_typer(benchmark_app, name="benchmark", help="Score a model on a benchmark.")
     app.add_typer(judge_app, name="judge", help="Train or score the world judge.")
     app.add_typer(train_app, name="train", help="Train the codec or the flow-matching teacher.")
+    app.command(name="distill", help="Distil a teacher into a 4-step student.")(distill)
     app.add_typer(official_app, name="convert", help="Convert other projects' checkpoints.")
 
 

@@ -1,47 +1,39 @@
-"""DMD distillation (flow-matching form) and the diffusion discriminator, generic over networks."""
+"""DMD distillation (flow-matching form) and the diffusion discriminator, generic over networks.
 
-from audiox_turbo.distill.discriminator import (
-    DiscriminatorHead,
-    discriminator_logits,
-    gan_discriminator_loss,
-    gan_generator_loss,
-    sample_gan_timesteps,
-)
-from audiox_turbo.distill.dmd import (
-    FeatureFn,
-    TwoTimescaleSchedule,
-    VelocityNetwork,
-    backward_simulate,
-    bind_condition,
-    bind_features,
-    bind_guided,
-    distribution_matching_loss,
-    dmd_generator_loss,
-    dmd_gradient,
-    fake_score_loss,
-    noised_real_input,
-    regression_loss,
-    sample_dmd_timesteps,
-)
+Names resolve lazily from `distill.dmd` and `distill.discriminator`, so importing the package
+(e.g. by the `distill` command line) does not import torch.
+"""
 
-__all__ = [
-    "DiscriminatorHead",
-    "FeatureFn",
-    "TwoTimescaleSchedule",
-    "VelocityNetwork",
-    "backward_simulate",
-    "bind_condition",
-    "bind_features",
-    "bind_guided",
-    "discriminator_logits",
-    "distribution_matching_loss",
-    "dmd_generator_loss",
-    "dmd_gradient",
-    "fake_score_loss",
-    "gan_discriminator_loss",
-    "gan_generator_loss",
-    "noised_real_input",
-    "regression_loss",
-    "sample_dmd_timesteps",
-    "sample_gan_timesteps",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_MODULE_OF = {
+    "DiscriminatorHead": "discriminator",
+    "discriminator_logits": "discriminator",
+    "gan_discriminator_loss": "discriminator",
+    "gan_generator_loss": "discriminator",
+    "sample_gan_timesteps": "discriminator",
+    "FeatureFn": "dmd",
+    "TwoTimescaleSchedule": "dmd",
+    "VelocityNetwork": "dmd",
+    "backward_simulate": "dmd",
+    "bind_condition": "dmd",
+    "bind_features": "dmd",
+    "bind_guided": "dmd",
+    "distribution_matching_loss": "dmd",
+    "dmd_generator_loss": "dmd",
+    "dmd_gradient": "dmd",
+    "fake_score_loss": "dmd",
+    "noised_real_input": "dmd",
+    "regression_loss": "dmd",
+    "sample_dmd_timesteps": "dmd",
+}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'audiox_turbo.distill' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"audiox_turbo.distill.{_MODULE_OF[name]}"), name)

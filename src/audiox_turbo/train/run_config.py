@@ -6,7 +6,8 @@ Layout::
       "model": "tiny",                  # preset name, or a model directory to start from
       "train": { ...TrainConfig fields... },
       "codec": { ...CodecTrainingConfig fields... },
-      "teacher": { ...TeacherTrainingConfig fields... }
+      "teacher": { ...TeacherTrainingConfig fields... },
+      "distill": { ...DistillConfig fields... }
     }
 
 Every section is optional; missing fields take the dataclass defaults.
@@ -18,7 +19,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audiox_turbo.config import ModelConfig, TrainConfig, from_dict, load_config, preset
+from audiox_turbo.config import (
+    DistillConfig,
+    ModelConfig,
+    TrainConfig,
+    from_dict,
+    load_config,
+    preset,
+)
 from audiox_turbo.data.manifest import TASKS
 from audiox_turbo.errors import AudioXError
 
@@ -70,6 +78,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     codec: CodecTrainingConfig = field(default_factory=CodecTrainingConfig)
     teacher: TeacherTrainingConfig = field(default_factory=TeacherTrainingConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def model_config(self) -> ModelConfig:
         """The architecture: a preset, or the config.json of a model directory."""

@@ -1,0 +1,397 @@
+"""Distillation task: DMD in flow-matching form + diffusion discriminator -> a few-step student.
+
+Networks (DESIGN.md, "DMD adapted to flow matching"): the frozen teacher (conditioner +
+denoiser, optionally bf16), the student and the fake score (both copies of the teacher's
+denoiser) and the discriminator head on the fake score's block features. The teacher's
+conditioner is shared and frozen: every network sees the same `Conditions`, and the export
+pairs it with the student's denoiser.
+
+Two time scales (`phases`): the critic (fake score + head) updates every iteration, the
+generator (student) after every `critic_updates`-th critic update. Each trained network runs at
+most one forward with autograd on per phase (batched), so the step is DDP-safe.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from audiox_turbo.conditioning.conditioner import Conditions
+from audiox_turbo.config import DistillConfig, ModelConfig, SamplerDefaults, TrainConfig
+from audiox_turbo.distill.discriminator import (
+    GAN_LOSSES,
+    DiscriminatorHead,
+    discriminator_logits,
+    gan_discriminator_loss,
+    gan_generator_loss,
+    sample_gan_timesteps,
+)
+from audiox_turbo.distill.dmd import (
+    TwoTimescaleSchedule,
+    backward_simulate,
+    bind_condition,
+    bind_guided,
+    distribution_matching_loss,
+    noised_real_input,
+    regression_loss,
+    sample_dmd_timesteps,
+)
+from audiox_turbo.errors import AudioXError
+from audiox_turbo.flow.path import interpolate, velocity_target, x0_from_velocity
+from audiox_turbo.flow.sampling import (
+    VelocityFn,
+    sample_euler,
+    sample_student,
+    teacher_timesteps,
+)
+from audiox_turbo.model.denoiser import Denoiser
+from audiox_turbo.train.loop import AudioSample, OptimizerSpec, StepContext, Task
+from audiox_turbo.train.run_config import TeacherTrainingConfig
+from audiox_turbo.train.teacher import FlowModel, TeacherTask, masked_mse
+
+if TYPE_CHECKING:
+    from audiox_turbo.pipeline import AudioXTurbo
+
+
+def student_shift(steps: Sequence[float]) -> float:
+    """The shift s with student_timesteps(len(steps), s) == steps; ValueError if there is none."""
+    n = len(steps)
+    if n == 0 or steps[0] != 1.0:
+        raise ValueError(f"student_steps must start at 1.0, got {list(steps)}")
+    if n == 1:
+        return 1.0
+    u, t = (n - 1) / n, steps[1]
+    if not 0.0 < t < 1.0:
+        raise ValueError(f"student_steps after the first must lie in (0, 1), got {list(steps)}")
+    shift = t * (1 - u) / (u * (1 - t))
+    grid = [1 - i / n for i in range(n)]
+    expected = [shift * g / (1 + (shift - 1) * g) for g in grid]
+    if any(not math.isclose(a, b, abs_tol=1e-6) for a, b in zip(steps, expected, strict=True)):
+        raise ValueError(
+            f"student_steps {list(steps)} are not a (shifted) uniform grid, which is what "
+            "`generate` samples the exported student on"
+        )
+    return shift
+
+
+def check_distill_config(config: DistillConfig, source: str) -> None:
+    """Raise a one-line AudioXError naming `source` for settings that cannot work."""
+    problems = []
+    try:
+        student_shift(config.student_steps)
+    except ValueError as e:
+        problems.append(str(e))
+    if config.critic_updates < 1:
+        problems.append(f"critic_updates must be >= 1, got {config.critic_updates}")
+    if config.gan_loss not in GAN_LOSSES:
+        problems.append(f"gan_loss {config.gan_loss!r} unknown; use one of {', '.join(GAN_LOSSES)}")
+    if not 0.0 <= config.t_min < config.t_max <= 1.0:
+        problems.append(f"need 0 <= t_min < t_max <= 1, got {config.t_min}, {config.t_max}")
+    if config.t_shift <= 0:
+        problems.append(f"t_shift must be > 0, got {config.t_shift}")
+    if not 0.0 < config.gan_max_t <= 1.0:
+        problems.append(f"gan_max_t must be in (0, 1], got {config.gan_max_t}")
+    if not config.gan_layers:
+        problems.append("gan_layers must name at least one feature layer")
+    weights = ("teacher_cfg", "dmd_weight", "gan_weight", "gan_critic_weight", "regression_weight")
+    problems += [f"{w} must be >= 0" for w in weights if not getattr(config, w) >= 0]
+    if problems:
+        raise AudioXError(f"{source}: distill: {'; '.join(problems)}")
+
+
+def distill_train_config(train: TrainConfig, settings: DistillConfig) -> TrainConfig:
+    """The engine's TrainConfig for distillation: the student EMA decay comes from `settings`."""
+    return dataclasses.replace(train, ema_decay=settings.ema_decay)
+
+
+@dataclass
+class DistillBatch:
+    """Clean latents x0 (B, D, T), frame mask (B, T) bool, conditions and their duration (s)."""
+
+    x0: Tensor
+    mask: Tensor
+    cond: Conditions
+    duration: float
+
+
+class DistillTask(Task):
+    """Distils a teacher model into a few-step student with DMD + a diffusion discriminator."""
+
+    def __init__(
+        self,
+        teacher: AudioXTurbo,
+        train_config: TrainConfig,
+        settings: DistillConfig,
+        validation_prompts: Sequence[str] = (),
+        validation_seconds: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        """The teacher's codec and conditioner are reused as they are, its denoiser copied."""
+        check_distill_config(settings, "distill settings")
+        self.model_config: ModelConfig = teacher.config
+        self.settings = settings
+        self.schedule = TwoTimescaleSchedule(settings.critic_updates)
+        self.timesteps = torch.tensor(settings.student_steps, dtype=torch.float64)
+        self.shift = student_shift(settings.student_steps)
+        self.validation_prompts = tuple(validation_prompts)
+        self.validation_seconds = validation_seconds
+        self.data = TeacherTask(
+            teacher.config,
+            train_config,
+            TeacherTrainingConfig(validation_prompts=()),
+            codec=teacher.codec,
+            conditioner=teacher.conditioner,
+            denoiser=teacher.denoiser,
+        )
+        self.codec = self.data.codec
+        self.teacher: FlowModel = self.data.flow
+        self.student = _trainable_copy(teacher.denoiser)
+        self.fake_score = _trainable_copy(teacher.denoiser)
+        self.teacher.eval().requires_grad_(False)
+        if settings.teacher_bf16:
+            self.teacher.denoiser.to(torch.bfloat16)
+        self.gan = settings.gan_weight > 0 or settings.gan_critic_weight > 0
+        self.discriminator: DiscriminatorHead | None = None
+        if self.gan:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.discriminator = DiscriminatorHead(
+                    self.model_config.denoiser.dim, settings.gan_layers
+                )
+
+    # engine protocol ---------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        modules = {
+            "teacher": self.teacher,
+            "codec": self.codec,
+            "student": self.student,
+            "fake_score": self.fake_score,
+        }
+        if self.discriminator is not None:
+            modules["discriminator"] = self.discriminator
+        return modules
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        critic = ("fake_score", "discriminator") if self.gan else ("fake_score",)
+        return {
+            "critic": OptimizerSpec(critic, lr=self.settings.critic_lr),
+            "generator": OptimizerSpec(("student",), lr=self.settings.generator_lr),
+        }
+
+    def phases(self, step: int) -> list[str]:
+        """Critic every step; the generator too when the two-time-scale rule says so."""
+        return ["critic", "generator"] if self.schedule.updates_generator(step) else ["critic"]
+
+    def ema_modules(self) -> list[str]:
+        return ["student"]
+
+    def batch_stats(self, batch: dict[str, Any]) -> tuple[int, int]:
+        return self.data.batch_stats(batch)
+
+    def training_step(
+        self, batch: dict[str, Any], phase: str, ctx: StepContext
+    ) -> dict[str, Tensor]:
+        prepared = self.prepare(batch, ctx)
+        if phase == "critic":
+            return self.critic_losses(prepared, ctx)
+        return self.generator_losses(prepared, ctx)
+
+    # the two phases ----------------------------------------------------------------------
+    def prepare(self, batch: dict[str, Any], ctx: StepContext) -> DistillBatch:
+        """Latents and the (frozen, no-dropout) teacher conditions of a micro-batch."""
+        x0, mask, inputs = self.data.latents_and_inputs(batch, ctx)
+        teacher: FlowModel = ctx.modules["teacher"]
+        with torch.no_grad():
+            cond = teacher.condition(x0.shape[0], x0.shape[-1], inputs)
+        return DistillBatch(x0, mask, cond, inputs["duration"])
+
+    def student_input(self, b: DistillBatch, ctx: StepContext) -> tuple[Tensor, Tensor, int]:
+        """x_t (B, D, T) and t (B,) at a random student step k, and k (no grad).
+
+        Backward simulation runs the student itself k steps from noise; otherwise real latents
+        are noised to t_k.
+        """
+        steps = len(self.timesteps)
+        k = int(torch.randint(steps, (1,), generator=ctx.generator, device=ctx.device))
+        if not self.settings.backward_simulation:
+            x_t, t_k = noised_real_input(b.x0, self.timesteps, k, ctx.generator)
+            return x_t, t_k, k
+        noise = _randn_like(b.x0, ctx)
+        velocity = partial(ctx.modules["student"], cond=b.cond, x_mask=b.mask)
+        x_t, t_k = backward_simulate(velocity, noise, self.timesteps, k, ctx.generator)
+        return x_t, t_k, k
+
+    def critic_losses(self, b: DistillBatch, ctx: StepContext) -> dict[str, Tensor]:
+        """Fake-score flow matching on detached student samples (+ the discriminator's loss).
+
+        One batched fake-score forward: [score input, noised real, noised fake] when the GAN
+        is on.
+        """
+        s = self.settings
+        n = b.x0.shape[0]
+        with torch.no_grad():
+            x_t, t_k, k = self.student_input(b, ctx)
+            x_fake = x0_from_velocity(x_t, t_k, ctx.modules["student"](x_t, t_k, b.cond, b.mask))
+        t = self._dmd_timesteps(n, ctx)
+        eps = _randn_like(b.x0, ctx)
+        xs, ts = [interpolate(x_fake, eps, t)], [t]
+        if self.gan:
+            t_gan = sample_gan_timesteps(2 * n, s.gan_max_t, ctx.generator, ctx.device)
+            pair = torch.cat([b.x0, x_fake])
+            xs.append(interpolate(pair, _randn_like(pair, ctx), t_gan))
+            ts.append(t_gan)
+        parts = sum(x.shape[0] for x in xs) // n
+        v, features = ctx.modules["fake_score"](
+            torch.cat(xs),
+            torch.cat(ts),
+            Conditions.cat([b.cond] * parts),
+            b.mask.repeat(parts, 1),
+            return_features=True,
+        )
+        score = masked_mse(v[:n].float(), velocity_target(x_fake, eps), b.mask)
+        losses = {"fake_score": score, "student_step": torch.tensor(float(k))}
+        loss = score
+        if self.gan:
+            logits = ctx.modules["discriminator"]([f[n:] for f in features], b.mask.repeat(2, 1))
+            logits_real, logits_fake = logits.float().chunk(2)
+            gan = gan_discriminator_loss(logits_real, logits_fake, s.gan_loss)
+            loss = loss + s.gan_critic_weight * gan
+            losses |= {
+                "gan_critic": gan,
+                "logits_real": logits_real.mean(),
+                "logits_fake": logits_fake.mean(),
+            }
+        return {"loss": loss, **losses}
+
+    def generator_losses(self, b: DistillBatch, ctx: StepContext) -> dict[str, Tensor]:
+        """DMD loss (+ GAN generator term, + regression on teacher ODE pairs) of the student."""
+        s = self.settings
+        n = b.x0.shape[0]
+        x_t, t_k, k = self.student_input(b, ctx)
+        xs, ts = [x_t], [t_k]
+        if s.regression_weight > 0:
+            noise = _randn_like(b.x0, ctx)
+            xs.append(noise)
+            ts.append(torch.ones_like(t_k))
+        parts = len(xs)
+        v = ctx.modules["student"](
+            torch.cat(xs), torch.cat(ts), Conditions.cat([b.cond] * parts), b.mask.repeat(parts, 1)
+        )
+        x0 = x0_from_velocity(torch.cat(xs), torch.cat(ts), v)
+        x_fake = x0[:n]
+        fake = ctx.unwrapped("fake_score")
+        fake_velocity = partial(fake, cond=b.cond, x_mask=b.mask)
+        dmd = distribution_matching_loss(
+            x_fake,
+            self.teacher_velocity(b, ctx),
+            fake_velocity,
+            self._dmd_timesteps(n, ctx),
+            _randn_like(b.x0, ctx),
+        )
+        losses = {"dmd": dmd, "student_step": torch.tensor(float(k))}
+        loss = s.dmd_weight * dmd
+        if s.gan_weight > 0:
+            features = partial(fake, cond=b.cond, x_mask=b.mask, return_features=True)
+            t_gan = sample_gan_timesteps(n, s.gan_max_t, ctx.generator, ctx.device)
+            logits = discriminator_logits(
+                features,
+                ctx.unwrapped("discriminator"),
+                x_fake,
+                t_gan,
+                _randn_like(x_fake, ctx),
+                b.mask,
+            )
+            gan = gan_generator_loss(logits.float(), s.gan_loss)
+            loss = loss + s.gan_weight * gan
+            losses["gan"] = gan
+        if s.regression_weight > 0:
+            with torch.no_grad():
+                target = self.teacher_ode(b, xs[1], ctx)
+            regression = regression_loss(x0[n:], target)
+            loss = loss + s.regression_weight * regression
+            losses["regression"] = regression
+        return {"loss": loss, **losses}
+
+    def teacher_velocity(self, b: DistillBatch, ctx: StepContext) -> VelocityFn:
+        """The frozen teacher's velocity (x_t, t) -> v with CFG at `teacher_cfg` (no grad)."""
+        teacher: FlowModel = ctx.modules["teacher"]
+        cfg = self.settings.teacher_cfg
+        if cfg == 1.0:
+            return bind_condition(partial(teacher.denoiser, x_mask=b.mask), b.cond)
+        n, frames = b.x0.shape[0], b.x0.shape[-1]
+        with torch.no_grad():
+            uncond = teacher.conditioner.unconditional(n, frames, b.duration)
+        pair = Conditions.cat([b.cond, uncond])
+        return bind_guided(partial(teacher.denoiser, x_mask=b.mask.repeat(2, 1)), pair, cfg)
+
+    def teacher_ode(self, b: DistillBatch, noise: Tensor, ctx: StepContext) -> Tensor:
+        """Teacher ODE endpoint (B, D, T) from `noise`: Euler, the model's default steps, CFG."""
+        sampler = self.model_config.sampler
+        grid = teacher_timesteps(sampler.steps, sampler.shift)
+        return sample_euler(self.teacher_velocity(b, ctx), noise, grid)
+
+    # validation and export ---------------------------------------------------------------
+    def samples(self, ctx: StepContext) -> list[AudioSample]:
+        """The validation prompts through the (EMA) student: its x0 after each of its steps."""
+        if not self.validation_prompts:
+            return []
+        teacher: FlowModel = ctx.modules["teacher"]
+        student: Denoiser = ctx.unwrapped("student")
+        codec_cfg = self.model_config.codec
+        n = len(self.validation_prompts)
+        frames = self.model_config.latent_frames(self.validation_seconds)
+        duration = frames / codec_cfg.latent_rate
+        cond = teacher.condition(n, frames, {"duration": duration, "text": self.validation_prompts})
+        estimates: list[Tensor] = []
+
+        def velocity(x: Tensor, t: Tensor) -> Tensor:
+            v = student(x, t, cond)
+            estimates.append(x0_from_velocity(x, t, v))
+            return v
+
+        g = torch.Generator(device=ctx.device).manual_seed(0)
+        noise = torch.randn(n, codec_cfg.latent_dim, frames, generator=g, device=ctx.device)
+        sample_student(velocity, noise, self.timesteps, generator=g)
+        clips = []
+        for step, x0 in enumerate(estimates, start=1):
+            audio = ctx.modules["codec"].decode(x0.float()).clamp(-1, 1)
+            clips += [
+                AudioSample(f"prompt{i}_step{step}", audio[i], codec_cfg.sample_rate)
+                for i in range(n)
+            ]
+        return clips
+
+    def export(self, directory: Path, ctx: StepContext) -> None:
+        """A model folder whose sampler is the student's: `generate` runs it in 4 steps, cfg 1."""
+        from audiox_turbo.pipeline import AudioXTurbo
+
+        sampler = SamplerDefaults(
+            kind="student", steps=len(self.timesteps), cfg=1.0, method="student", shift=self.shift
+        )
+        config = dataclasses.replace(self.model_config, sampler=sampler, trained=True)
+        student = copy.deepcopy(ctx.unwrapped("student"))
+        model = AudioXTurbo(config, self.codec, self.teacher.conditioner, student)
+        model.save_pretrained(directory)
+
+    def _dmd_timesteps(self, n: int, ctx: StepContext) -> Tensor:
+        s = self.settings
+        return sample_dmd_timesteps(n, s.t_min, s.t_max, s.t_shift, ctx.generator, ctx.device)
+
+
+def _trainable_copy(denoiser: Denoiser) -> Denoiser:
+    """A float32 copy of the teacher's denoiser in train mode with gradients on."""
+    return copy.deepcopy(denoiser).float().train().requires_grad_(True)
+
+
+def _randn_like(x: Tensor, ctx: StepContext) -> Tensor:
+    """Standard normal noise shaped like x (B, ...), from the step's generator."""
+    return torch.randn(x.shape, generator=ctx.generator, device=x.device, dtype=x.dtype)

@@ -1,0 +1,354 @@
+"""Distillation task, its export and CLI on a tiny random teacher (DMD + GAN + regression)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import typer
+from typer.testing import CliRunner
+
+from audiox_turbo.config import DistillConfig, TrainConfig
+from audiox_turbo.data.dataset import collate
+from audiox_turbo.data.manifest import ClipRecord, write_manifest
+from audiox_turbo.distill.cli import distill
+from audiox_turbo.errors import AudioXError, ModelLoadError
+from audiox_turbo.flow.sampling import student_timesteps
+from audiox_turbo.pipeline import AudioXTurbo
+from audiox_turbo.train.loop import Trainer
+from audiox_turbo.train.run_config import load_run_config
+from audiox_turbo.train.student import (
+    DistillTask,
+    check_distill_config,
+    distill_train_config,
+    student_shift,
+)
+from conftest import randomize_
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAMES = 8
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine run fastest (and steadiest) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class LatentClips(torch.utils.data.Dataset):
+    """Four fixed latent clips (LatentShardDataset-style samples); the last one padded."""
+
+    def __init__(self, latent_dim: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.latents = torch.randn(4, latent_dim, FRAMES, generator=g)
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> dict:
+        valid = torch.arange(FRAMES) < (FRAMES - 3 if i == 3 else FRAMES)
+        return {
+            "latents": self.latents[i] * valid,
+            "latent_mask": valid,
+            "prompt_mask": torch.zeros(FRAMES, dtype=torch.bool),
+            "text": f"clip number {i}",
+            "text_present": True,
+            "audio_prompt_present": False,
+        }
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory) -> Path:
+    """A tiny teacher with random (non-zero) denoiser weights, saved as a model directory."""
+    model = AudioXTurbo.from_preset("tiny")
+    randomize_(model.denoiser, seed=1, std=0.05)
+    path = tmp_path_factory.mktemp("teacher") / "model"
+    model.save_pretrained(path)
+    return path
+
+
+def train_config(steps: int, **kw) -> TrainConfig:
+    base = dict(
+        batch_size=2,
+        warmup_steps=0,
+        schedule="constant",
+        max_steps=steps,
+        checkpoint_every=0,
+        log_every=0,
+        sample_every=0,
+        num_workers=0,
+        ema_warmup=0,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+SETTINGS = DistillConfig(
+    teacher_cfg=3.0,
+    critic_updates=3,
+    generator_lr=1e-3,
+    critic_lr=1e-3,
+    gan_weight=0.1,
+    gan_critic_weight=0.1,
+    regression_weight=0.5,
+    gan_layers=(0, -1),
+)
+
+
+def make_trainer(teacher_dir: Path, run: Path, cfg: TrainConfig, settings: DistillConfig, **kw):
+    teacher = AudioXTurbo.from_pretrained(teacher_dir)
+    cfg = distill_train_config(cfg, settings)
+    task = DistillTask(teacher, cfg, settings, **kw)
+    dataset = LatentClips(teacher.config.codec.latent_dim)
+    return Trainer(task, cfg, run, dataset, collate, progress=False, cpu=True), task
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "logs/metrics.jsonl").read_text().splitlines()]
+
+
+def count_forwards(module: torch.nn.Module) -> list[int]:
+    calls = [0]
+    module.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.fixture(scope="module")
+def distilled(teacher_dir, tmp_path_factory):
+    """Six steps (critic_updates=3) with GAN and regression, samples and export at the end."""
+    run = tmp_path_factory.mktemp("distill") / "run"
+    cfg = train_config(6, checkpoint_every=3, sample_every=6)
+    trainer, task = make_trainer(
+        teacher_dir, run, cfg, SETTINGS, validation_prompts=("a tone",), validation_seconds=0.05
+    )
+    before = {
+        name: {k: v.clone() for k, v in m.state_dict().items()}
+        for name, m in task.modules().items()
+    }
+    student_calls = count_forwards(task.student)
+    trainer.fit()
+    return run, trainer, task, before, student_calls[0]
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_student_shift_recovers_the_grid_shift():
+    for shift in (1.0, 3.0, 0.5):
+        steps = student_timesteps(4, shift).tolist()
+        assert student_shift(steps) == pytest.approx(shift, rel=1e-9)
+    assert student_shift([1.0]) == 1.0
+    with pytest.raises(ValueError, match=r"not a .*uniform grid"):
+        student_shift([1.0, 0.9, 0.2])
+    with pytest.raises(ValueError, match=r"start at 1\.0"):
+        student_shift([0.75, 0.5])
+
+
+def test_bad_distill_settings_are_one_line_errors_naming_the_source():
+    bad = DistillConfig(critic_updates=0, gan_loss="wasserstein", t_min=0.5, t_max=0.4)
+    with pytest.raises(AudioXError, match=r"^run\.json: distill: .*critic_updates") as info:
+        check_distill_config(bad, "run.json")
+    assert "wasserstein" in str(info.value) and "t_min" in str(info.value)
+    assert "\n" not in str(info.value)
+    check_distill_config(DistillConfig(), "run.json")
+
+
+@pytest.mark.parametrize("name", ["tiny", "demo", "base"])
+def test_shipped_distill_configs_load_and_validate(name):
+    path = ROOT / "configs" / f"distill_{name}.json"
+    run = load_run_config(path)
+    check_distill_config(run.distill, str(path))
+    assert run.model == name
+    assert len(run.distill.student_steps) == 4
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_losses_finite_and_all_terms_logged(distilled):
+    run, *_ = distilled
+    rows = records(run)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    for r in rows:
+        assert all(math.isfinite(v) for v in r.values()), r
+        assert {"critic/loss", "critic/fake_score", "critic/gan_critic"} <= set(r)
+        assert {"grad_norm/critic", "critic/logits_real", "critic/logits_fake"} <= set(r)
+    generator_rows = [r for r in rows if "generator/loss" in r]
+    assert [r["step"] for r in generator_rows] == [3, 6]
+    for r in generator_rows:
+        assert {"generator/dmd", "generator/gan", "generator/regression"} <= set(r)
+        assert r["grad_norm/generator"] > 0
+
+
+def test_teacher_never_changes_while_student_and_critic_do(distilled, teacher_dir):
+    _, _, task, before, _ = distilled
+    after = {name: m.state_dict() for name, m in task.modules().items()}
+    for name in ("teacher", "codec"):
+        for k, v in before[name].items():
+            assert torch.equal(after[name][k], v), f"{name}.{k} changed"
+    reloaded = AudioXTurbo.from_pretrained(teacher_dir)
+    for k, v in reloaded.denoiser.state_dict().items():
+        assert torch.equal(task.teacher.denoiser.state_dict()[k], v)
+    assert not any(p.requires_grad for p in task.teacher.parameters())
+    for name in ("student", "fake_score", "discriminator"):
+        changed = [k for k, v in before[name].items() if not torch.equal(after[name][k], v)]
+        assert changed, f"{name} did not train"
+
+
+def test_update_counts_follow_the_two_time_scale_rule(distilled):
+    _, trainer, *_ = distilled
+    for name, expected in (("critic", 6), ("generator", 2)):
+        states = trainer.optimizers[name].optimizer.state.values()
+        assert {int(s["step"]) for s in states} == {expected}
+    assert trainer.ema["student"].updates == 6
+
+
+def test_backward_simulation_runs_the_student_k_steps(distilled):
+    run, _, _, _, student_calls = distilled
+    rows = records(run)
+    ks = [r["critic/student_step"] for r in rows]
+    ks += [r["generator/student_step"] for r in rows if "generator/student_step" in r]
+    assert all(k in (0, 1, 2, 3) for k in ks) and len(set(ks)) > 1
+    samples = 4
+    assert student_calls == sum(k + 1 for k in ks) + samples
+
+
+def test_noised_real_input_and_bf16_teacher(teacher_dir, tmp_path):
+    settings = DistillConfig(
+        critic_updates=1,
+        backward_simulation=False,
+        teacher_bf16=True,
+        gan_weight=0.0,
+        gan_critic_weight=0.0,
+    )
+    trainer, task = make_trainer(teacher_dir, tmp_path, train_config(2), settings)
+    calls = count_forwards(task.student)
+    trainer.fit()
+    assert calls[0] == 4
+    assert "discriminator" not in task.modules()
+    assert task.teacher.denoiser.out.weight.dtype == torch.bfloat16
+    rows = records(tmp_path)
+    assert all(math.isfinite(r["generator/dmd"]) for r in rows)
+
+
+def test_samples_are_written_at_each_student_step(distilled):
+    run, *_ = distilled
+    names = sorted(p.name for p in (run / "samples/step-00000006").iterdir())
+    assert names == [f"prompt0_step{i}.wav" for i in (1, 2, 3, 4)]
+
+
+def test_export_is_a_4_step_student_without_cfg(distilled):
+    run, trainer, *_ = distilled
+    model = AudioXTurbo.from_pretrained(run / "model")
+    assert model.trained
+    sampler = model.config.sampler
+    assert (sampler.kind, sampler.steps, sampler.cfg, sampler.method) == (
+        "student",
+        4,
+        1.0,
+        "student",
+    )
+    shadow = trainer.ema["student"].shadow
+    for k, v in model.denoiser.state_dict().items():
+        assert torch.equal(v, shadow[k])
+    out = model(text="a tone", duration=0.1, steps=4, seed=0)
+    assert out.nfe == 4
+    assert out.waveforms.shape == (1, 1, 1600) and torch.isfinite(out.waveforms).all()
+    assert model(text="a tone", duration=0.1, seed=0).nfe == 4
+
+
+def test_resume_continues_the_same_schedule_exactly(distilled, teacher_dir, tmp_path):
+    straight, *_ = distilled
+    cfg = train_config(6, checkpoint_every=3, sample_every=6)
+    first, _ = make_trainer(teacher_dir, tmp_path, cfg, SETTINGS)
+    assert first.fit(max_steps=3).step == 3
+    second, _ = make_trainer(teacher_dir, tmp_path, cfg, SETTINGS)
+    second.fit(resume=True)
+    resumed, reference = records(tmp_path), records(straight)
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(resumed, reference, strict=True):
+        losses = {k for k in b if not k.startswith("perf/")}
+        assert losses == {k for k in a if not k.startswith("perf/")}
+        for k in losses:
+            assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7), (a["step"], k)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def cli_app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(distill)
+    return app
+
+
+def write_clips(folder: Path) -> Path:
+    records_ = []
+    t = np.arange(8000) / 16000
+    for i in range(4):
+        wave = (0.2 * np.sin(2 * np.pi * (200 + 100 * i) * t)).astype(np.float32)
+        sf.write(folder / f"c{i}.wav", wave, 16000)
+        records_.append(
+            ClipRecord(
+                id=f"c{i}",
+                audio=f"c{i}.wav",
+                captions=[f"tone {i}"],
+                duration=0.5,
+                sample_rate=16000,
+                channels=1,
+            )
+        )
+    write_manifest(folder / "m.jsonl", records_)
+    return folder / "m.jsonl"
+
+
+def test_cli_distills_resumes_and_exports(teacher_dir, tmp_path):
+    manifest = write_clips(tmp_path)
+    config = tmp_path / "run.json"
+    config.write_text(
+        json.dumps(
+            {
+                "model": "tiny",
+                "train": {"batch_size": 2, "crop_seconds": 0.25, "num_workers": 0},
+                "teacher": {"validation_prompts": []},
+                "distill": {"critic_updates": 2, "ema_decay": 0.5},
+            }
+        )
+    )
+    args = ["--teacher", str(teacher_dir), "--config", str(config), "--data", str(manifest)]
+    args += ["--out", str(tmp_path / "run"), "--cpu"]
+    runner = CliRunner()
+    first = runner.invoke(cli_app(), [*args, "--max-steps", "1"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(cli_app(), [*args, "--max-steps", "2", "--resume"])
+    assert second.exit_code == 0, second.output
+    rows = records(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert "generator/dmd" not in rows[0] and math.isfinite(rows[1]["generator/dmd"])
+    saved = json.loads((tmp_path / "run/config.json").read_text())
+    assert saved["model"] == str(teacher_dir) and saved["train"]["ema_decay"] == 0.5
+    model = AudioXTurbo.from_pretrained(tmp_path / "run/model")
+    assert model.config.sampler.kind == "student"
+
+
+def test_cli_errors_name_the_file(teacher_dir, tmp_path):
+    manifest = write_clips(tmp_path)
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({"distill": {"gan_loss": "wasserstein"}}))
+    args = ["--config", str(config), "--data", str(manifest), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(cli_app(), ["--teacher", str(teacher_dir), *args])
+    assert isinstance(result.exception, AudioXError)
+    assert "bad.json" in str(result.exception) and "wasserstein" in str(result.exception)
+    config.write_text("{}")
+    missing = tmp_path / "no-teacher"
+    result = CliRunner().invoke(cli_app(), ["--teacher", str(missing), *args])
+    assert isinstance(result.exception, ModelLoadError)
+    assert "no-teacher" in str(result.exception)
