@@ -101,7 +101,7 @@ def main() -> None:
             f"{r['preset']:<7}{r['operation']:<16}{r['params_m']:>9.2f}{r['seconds']:>9.3f}"
             f"{r['rtf']:>9.4f}{r['peak_rss_mib']:>14.0f}"
         )
-    from audiox_turbo.config import write_json_atomic
+    from audiox_turbo.atomic import write_json_atomic
 
     write_json_atomic(
         args.out,

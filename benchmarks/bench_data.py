@@ -21,7 +21,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from audiox_turbo.config import write_json_atomic
+from audiox_turbo.atomic import write_json_atomic
 from audiox_turbo.data.dataset import ClipDataset, ResumableSampler, collate
 from audiox_turbo.data.latents import LatentShardDataset, encode_to_shards
 from audiox_turbo.data.manifest import ClipRecord, write_manifest

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from audiox_turbo.config import write_json_atomic
+from audiox_turbo.atomic import write_json_atomic
 from audiox_turbo.data.manifest import manifest_root, read_manifest
 from audiox_turbo.data.world.generate import generate_world
 from audiox_turbo.eval.judge import judge_accuracy, load_judge_embedder, resolve_manifest

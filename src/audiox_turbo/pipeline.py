@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +13,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from audiox_turbo.atomic import atomic_directory, write_json_atomic
 from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.conditioning.audio import AUDIO_MODES, audio_keep_mask
 from audiox_turbo.conditioning.conditioner import Conditioner, Conditions
-from audiox_turbo.config import ModelConfig, from_dict, preset, to_dict, write_json_atomic
+from audiox_turbo.config import ModelConfig, from_dict, preset, to_dict
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.flow.sampling import (
     NFECounter,
@@ -203,27 +202,13 @@ class AudioXTurbo:
 
     def save_pretrained(self, path: str | os.PathLike[str]) -> None:
         """Write config.json and one safetensors file per component; atomic per directory."""
-        root = Path(path)
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
-        try:
+        with atomic_directory(path) as tmp:
             write_json_atomic(tmp / "config.json", to_dict(self.config))
             for name, module in zip(COMPONENTS, self.modules(), strict=True):
                 state = {
                     k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()
                 }
                 save_file(state, tmp / f"{name}.safetensors", metadata={"format": "pt"})
-            if root.exists():
-                old = root.with_name(f".{root.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(root, old)
-                os.replace(tmp, root)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     def to(self, device: str | torch.device | None = None, dtype: Any = None) -> AudioXTurbo:
         """Move to a device; `dtype` applies to conditioner and denoiser (codec stays float32)."""

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from audiox_turbo.config import write_json_atomic
+from audiox_turbo.atomic import write_json_atomic
 from audiox_turbo.data.dataset import ClipSampleBuilder, MemoryFile
 from audiox_turbo.data.manifest import ClipRecord, manifest_root, read_manifest
 from audiox_turbo.errors import AudioXError, MediaError

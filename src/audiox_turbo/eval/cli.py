@@ -57,7 +57,7 @@ def bench_command(
     out: Path = typer.Option(Path("bench.json"), "--out", "-o", help="JSON results file."),
 ) -> None:
     """Time NFE, latency and real-time factor (teacher with CFG vs few-step student)."""
-    from audiox_turbo.config import write_json_atomic
+    from audiox_turbo.atomic import write_json_atomic
     from audiox_turbo.eval.bench import (
         pair_settings,
         parse_numbers,
@@ -148,7 +148,7 @@ def judge_accuracy_command(
     out: Path | None = typer.Option(None, "--out", "-o", help="Also write the table as JSON."),
 ) -> None:
     """Accuracy of each judge head and measurement on a labelled world split."""
-    from audiox_turbo.config import write_json_atomic
+    from audiox_turbo.atomic import write_json_atomic
     from audiox_turbo.eval.judge import judge_accuracy, load_judge_embedder, resolve_manifest
 
     result = judge_accuracy(load_judge_embedder(checkpoint), resolve_manifest(data, "test"))

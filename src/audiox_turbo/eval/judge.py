@@ -13,8 +13,6 @@ import itertools
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiox_turbo.atomic import atomic_directory
 from audiox_turbo.config import from_dict
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.eval.embedders import WaveformEmbedder, load_weights, read_state_dict
@@ -163,9 +162,7 @@ def save_judge(net: JudgeNet, out_dir: str | os.PathLike[str], meta: dict[str, A
     from safetensors.torch import save_file
 
     root = Path(out_dir)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
-    try:
+    with atomic_directory(root) as tmp:
         (tmp / CONFIG_FILE).write_text(
             json.dumps({"config": asdict(net.config), "meta": meta}, indent=2) + "\n"
         )
@@ -173,18 +170,6 @@ def save_judge(net: JudgeNet, out_dir: str | os.PathLike[str], meta: dict[str, A
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         for file in (tmp / CONFIG_FILE, tmp / WEIGHTS_FILE):
             file.chmod(0o644)
-        tmp.chmod(0o755)
-        if root.exists():
-            old = root.with_name(f".{root.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(root, old)
-            os.replace(tmp, root)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 

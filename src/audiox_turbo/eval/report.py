@@ -346,7 +346,7 @@ def evaluate(
     """Score `gen` against `ref`, write report.json, report.md and plots into `out_dir`, and
     return the report dictionary. Default metrics: fd, kad, and kl, is when the embedder has
     a classifier head."""
-    from audiox_turbo.config import write_json_atomic
+    from audiox_turbo.atomic import write_json_atomic
     from audiox_turbo.eval.embedders import get_embedder
 
     gen_set, ref_set = audio_set(gen), audio_set(ref)

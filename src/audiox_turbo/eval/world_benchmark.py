@@ -245,7 +245,7 @@ def run_world_benchmark(
     with the judge (default: the shipped one) and write world_benchmark.json / .md."""
     from tqdm import tqdm
 
-    from audiox_turbo.config import write_json_atomic
+    from audiox_turbo.atomic import write_json_atomic
     from audiox_turbo.eval.judge import load_judge_embedder
     from audiox_turbo.eval.report import atomic_output
     from audiox_turbo.io.audio import load_audio, save_audio

@@ -14,7 +14,8 @@ import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from audiox_turbo.config import CodecConfig, from_dict, to_dict, write_json_atomic
+from audiox_turbo.atomic import write_json_atomic
+from audiox_turbo.config import CodecConfig, from_dict, to_dict
 from audiox_turbo.errors import ModelLoadError
 
 VARIANT = "official"

@@ -44,7 +44,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from audiox_turbo.config import TrainConfig, write_json_atomic
+from audiox_turbo.atomic import write_json_atomic
+from audiox_turbo.config import TrainConfig
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.train import checkpoint as ckpt
 from audiox_turbo.train.ema import EMA
