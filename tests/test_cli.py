@@ -216,3 +216,25 @@ def test_every_subcommand_answers_help_without_torch():
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_still_image_prompt_and_native_sync_features(monkeypatch, capsys, tmp_path):
+    image = tmp_path / "still.png"
+    with av.open(str(image), "w", format="image2") as container:
+        stream = container.add_stream("png", rate=1)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24")
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = tmp_path / "still.wav"
+    base = ["generate", "--video", str(image), "--preset", "tiny", "--steps", "1"]
+    code, _, err = run_cli(monkeypatch, capsys, *base, "-o", str(out))
+    assert code == 0, err
+    assert sf.info(out).duration == pytest.approx(10.0)
+    code, _, err = run_cli(
+        monkeypatch, capsys, *base, "--sync-features", str(image), "-o", str(out)
+    )
+    assert code == 2 and "official-variant" in err

@@ -114,3 +114,57 @@ def test_model_dir_errors(pipe, tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="do not match"):
         AudioXTurbo.from_pretrained(tmp_path / "m")
+
+
+def test_video_tensor_prompt_uint8_and_float_agree(pipe):
+    frames = torch.randint(0, 256, (6, 3, 20, 20), dtype=torch.uint8)
+    kwargs = dict(duration=1.0, steps=2, cfg=1.0, seed=2)
+    a = pipe(video=frames, **kwargs).waveforms
+    b = pipe(video=frames.float() / 255, **kwargs).waveforms
+    none = pipe(**kwargs).waveforms
+    torch.testing.assert_close(a, b, atol=2e-3, rtol=0)
+    assert (a - none).abs().max() > 1e-4
+
+
+def test_cfg_zero_is_the_unconditional_prediction(pipe):
+    kwargs = dict(duration=0.5, steps=2, seed=4, method="euler")
+    guided_zero = pipe(text="a siren", cfg=0.0, **kwargs).waveforms
+    unconditional = pipe(text=None, cfg=1.0, **kwargs).waveforms
+    torch.testing.assert_close(guided_zero, unconditional, atol=1e-5, rtol=0)
+
+
+def test_seed_none_leaves_global_rng_alone_and_reports_seed(pipe):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    out = pipe(text="wind", duration=0.3, steps=1, cfg=1.0)
+    assert torch.equal(torch.rand(3), expected)
+    again = pipe(text="wind", duration=0.3, steps=1, cfg=1.0, seed=out.seed)
+    assert torch.equal(out.waveforms, again.waveforms)
+
+
+def test_student_method_on_a_teacher_defaults_to_4_steps_without_cfg(pipe):
+    out = pipe(text="rain", duration=0.5, method="student", seed=0)
+    assert out.nfe == 4
+    heun = pipe(text="rain", duration=0.5, method="heun", steps=3, cfg=1.0, seed=0)
+    assert heun.nfe == 5
+
+
+def test_audio_modes_continue_and_reference(pipe):
+    wav = 0.3 * torch.sin(torch.arange(8000) / 5.0).unsqueeze(0)
+    kwargs = dict(duration=1.0, steps=2, cfg=1.0, seed=1)
+    cont = pipe(audio=wav, audio_mode="continue", **kwargs).waveforms
+    ref = pipe(audio=wav, audio_mode="reference", **kwargs).waveforms
+    assert cont.shape == ref.shape == (1, 1, 16000)
+    assert (cont - ref).abs().max() > 1e-4
+    with pytest.raises(AudioXError, match="channels, samples"):
+        pipe(audio=torch.zeros(1, 1, 8000), **kwargs)
+
+
+def test_invalid_but_parseable_config_is_a_load_error(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["denoiser"]["heads"] = 3
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=r"config\.json: invalid config"):
+        AudioXTurbo.from_pretrained(tmp_path / "m")

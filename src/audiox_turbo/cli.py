@@ -120,6 +120,8 @@ def generate(
     from audiox_turbo.io.audio import save_audio
 
     pipe = _load_model(model, preset_name, device, dtype)
+    if sync_features and getattr(pipe.config, "variant", "native") != "official":
+        raise AudioXError("--sync-features only applies to official-variant models")
     if not pipe.trained:
         typer.echo(
             f"notice: model '{pipe.config.name}' has untrained (random) weights: expect noise",

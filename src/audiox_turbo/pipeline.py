@@ -18,7 +18,7 @@ from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.conditioning.audio import AUDIO_MODES, audio_keep_mask
 from audiox_turbo.conditioning.conditioner import Conditioner, Conditions
 from audiox_turbo.config import ModelConfig, from_dict, preset, to_dict
-from audiox_turbo.errors import AudioXError, ModelLoadError
+from audiox_turbo.errors import AudioXError, MediaError, ModelLoadError
 from audiox_turbo.flow.sampling import (
     NFECounter,
     guided_velocity,
@@ -32,6 +32,7 @@ from audiox_turbo.model.denoiser import Denoiser
 
 COMPONENTS = ("codec", "conditioning", "denoiser")
 DEFAULT_DURATION = 10.0
+DEFAULT_TEACHER_STEPS = 100
 DECODE_CHUNK_FRAMES = 1024
 
 AudioInput = str | os.PathLike[str] | torch.Tensor
@@ -46,6 +47,7 @@ class GenerationOutput:
     sample_rate: int
     nfe: int
     duration: float
+    seed: int | None = None
 
 
 def shipped_model_dir() -> Path | None:
@@ -127,7 +129,8 @@ class AudioXTurbo:
     ) -> AudioXTurbo:
         """Randomly initialised model built directly on `device` (deterministic in `seed`)."""
         device = resolve_device(device) if device is not None else torch.device("cpu")
-        with torch.random.fork_rng(devices=[]), device:
+        rng_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=rng_devices), device:
             torch.manual_seed(seed)
             model = cls(config, OobleckVAE(config.codec), Conditioner(config), Denoiser(config))
         model.device = device
@@ -168,8 +171,11 @@ class AudioXTurbo:
             config = from_dict(ModelConfig, data)
         except (json.JSONDecodeError, TypeError, ValueError) as e:
             raise ModelLoadError(f"{config_file}: invalid config ({e})") from None
-        with torch.device("meta"):
-            model = cls(config, OobleckVAE(config.codec), Conditioner(config), Denoiser(config))
+        try:
+            with torch.device("meta"):
+                model = cls(config, OobleckVAE(config.codec), Conditioner(config), Denoiser(config))
+        except (AttributeError, TypeError, ValueError) as e:
+            raise ModelLoadError(f"{config_file}: invalid config ({e})") from None
         for name, module in zip(COMPONENTS, model.modules(), strict=True):
             file = root / f"{name}.safetensors"
             if not file.is_file():
@@ -180,7 +186,8 @@ class AudioXTurbo:
                 raise ModelLoadError(f"{file}: unreadable safetensors ({e})") from None
             _check_state_dict(module, state, file)
             # fresh (aligned) copies: safetensors offsets can change the CPU kernels' rounding
-            state = {k: v.clone() for k, v in state.items()}
+            for key in list(state):
+                state[key] = state.pop(key).clone()
             module.load_state_dict(state, strict=True, assign=True)
         return model.to(device, dtype)
 
@@ -243,11 +250,17 @@ class AudioXTurbo:
         return float(duration)
 
     def _video_frames(self, video: VideoInput, duration: float, start: float) -> torch.Tensor:
-        """uint8 frames (Nv, 3, size, size) for one video prompt."""
+        """uint8 frames (Nv, 3, size, size) for one video prompt.
+
+        A tensor prompt is (frames, 3, H, W), uint8 0..255 or float 0..1, already sampled at the
+        model's video fps and starting at the clip's start (`video_start` applies to files).
+        """
         c = self.config.conditioning
         n = self.config.video_frames(duration)
         if isinstance(video, torch.Tensor):
             frames = video
+            if frames.is_floating_point():  # [0, 1] floats -> uint8 before any resizing
+                frames = (frames.clamp(0, 1) * 255).round().to(torch.uint8)
             if frames.dim() != 4 or frames.shape[1] != 3:
                 raise AudioXError(
                     f"video tensor must be (frames, 3, H, W), got {tuple(frames.shape)}"
@@ -272,13 +285,20 @@ class AudioXTurbo:
             video, c.video_fps, c.video_size, start=start, duration=duration, num_frames=n
         )
 
-    def _audio_latents(self, audio: AudioInput, sample_rate: int | None) -> torch.Tensor:
-        """Codec latents (D, Ta) of one audio prompt (posterior mean, deterministic)."""
+    def _audio_latents(
+        self, audio: AudioInput, sample_rate: int | None, duration: float
+    ) -> torch.Tensor:
+        """Codec latents (D, Ta) of the first `duration` s of one audio prompt (posterior mean)."""
         cfg = self.config.codec
         if isinstance(audio, torch.Tensor):
             wav = audio.float()
             if wav.dim() == 1:
                 wav = wav.unsqueeze(0)
+            if wav.dim() != 2 or wav.shape[0] > 8 or wav.shape[0] >= wav.shape[1]:
+                raise AudioXError(
+                    f"audio prompt tensor must be (samples,) or (channels, samples), "
+                    f"got {tuple(audio.shape)}"
+                )
             if sample_rate is not None and sample_rate != cfg.sample_rate:
                 from audiox_turbo.io.audio import resample
 
@@ -290,7 +310,10 @@ class AudioXTurbo:
         else:
             from audiox_turbo.io.audio import load_audio
 
-            wav, _ = load_audio(audio, sample_rate=cfg.sample_rate, channels=cfg.audio_channels)
+            wav, _ = load_audio(
+                audio, sample_rate=cfg.sample_rate, channels=cfg.audio_channels, duration=duration
+            )
+        wav = wav[:, : self.config.num_samples(duration)]
         with torch.no_grad():
             return self.codec.encode(wav.unsqueeze(0).to(self.device), sample=False)[0]
 
@@ -361,7 +384,7 @@ class AudioXTurbo:
         audio_present = torch.tensor([a is not None for a in audios])
         for i, a in enumerate(audios):
             if a is not None:
-                latents = self._audio_latents(a, audio_sample_rate)
+                latents = self._audio_latents(a, audio_sample_rate, duration)
                 prompt[i], keep[i] = self._audio_prompt(latents, audio_mode, span, duration, frames)
         cond = self.conditioner(
             b,
@@ -414,10 +437,13 @@ class AudioXTurbo:
         duration = self.check_duration(
             self._default_duration(duration, video, audio, audio_mode, video_start)
         )
-        student = sampler.kind == "student"
-        steps = int(steps if steps is not None else sampler.steps)
+        method = method or ("student" if sampler.kind == "student" else sampler.method)
+        student = method == "student"
+        if steps is None:  # the model's own steps for its own sampler kind
+            own = student == (sampler.kind == "student")
+            steps = sampler.steps if own else (4 if student else DEFAULT_TEACHER_STEPS)
+        steps = int(steps)
         cfg = float(cfg if cfg is not None else (1.0 if student else sampler.cfg))
-        method = method or ("student" if student else sampler.method)
         shift = float(shift if shift is not None else sampler.shift)
         if steps < 1 or steps > 1000:
             raise AudioXError(f"steps must be in 1..1000, got {steps}")
@@ -427,6 +453,8 @@ class AudioXTurbo:
             raise AudioXError(f"cfg must be a finite number ≥ 0, got {cfg}")
         if method not in ("euler", "heun", "student"):
             raise AudioXError(f"unknown sampling method {method!r}; use euler, heun or student")
+        if student and cfg != 1.0:
+            raise AudioXError("the few-step student sampler runs without CFG: use cfg=1")
         cond, prompt, keep = self.encode_prompts(
             text, video, audio, audio_mode, span, duration, video_start, audio_sample_rate
         )
@@ -436,27 +464,24 @@ class AudioXTurbo:
             keep.repeat_interleave(num_outputs, 0),
         )
         b, frames = prompt.shape[0], prompt.shape[-1]
-        generator = torch.Generator(device="cpu").manual_seed(
-            seed if seed is not None else torch.seed()
-        )
+        generator = torch.Generator(device="cpu")
+        seed = generator.manual_seed(seed).initial_seed() if seed is not None else generator.seed()
         noise = torch.randn(b, self.config.codec.latent_dim, frames, generator=generator).to(
             self.device
         )
         counter = NFECounter(
             self.velocity_fn(cond, cfg, duration), nfe_per_forward=2 if cfg != 1.0 else 1
         )
-        if method == "student":
-            if cfg != 1.0:
-                raise AudioXError("the few-step student sampler runs without CFG: use cfg=1")
+        if student:
             renoise = torch.Generator(self.device).manual_seed(generator.initial_seed() + 1)
             x0 = sample_student(counter, noise, student_timesteps(steps, shift), renoise, callback)
         else:
             run = sample_euler if method == "euler" else sample_heun
-            x0 = run(counter, noise, teacher_timesteps(steps, shift).to(self.device), callback)
+            x0 = run(counter, noise, teacher_timesteps(steps, shift), callback)
         x0 = keep * prompt + (1 - keep) * x0.float()
         wav = self.decode(x0)[..., : self.config.num_samples(duration)]
         return GenerationOutput(
-            wav.clamp(-1, 1).cpu(), self.config.codec.sample_rate, counter.nfe, duration
+            wav.clamp(-1, 1).cpu(), self.config.codec.sample_rate, counter.nfe, duration, seed
         )
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -476,7 +501,14 @@ class AudioXTurbo:
         if first_video is not None and not isinstance(first_video, torch.Tensor):
             from audiox_turbo.io.video import video_duration
 
-            return min(video_duration(first_video) - video_start, self.config.max_duration)
+            seconds = video_duration(first_video)
+            if seconds <= 0:  # a still image: no length of its own
+                return DEFAULT_DURATION
+            if video_start >= seconds:
+                raise MediaError(
+                    f"{first_video}: video_start {video_start:g} s is past its end ({seconds:g} s)"
+                )
+            return min(seconds - video_start, self.config.max_duration)
         first_audio = next((a for a in _as_list(audio) if a is not None), None)
         if (
             first_audio is not None
