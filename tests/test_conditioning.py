@@ -326,6 +326,21 @@ def test_minilm_is_frozen_and_out_of_state_dict(config: ModelConfig) -> None:
     assert not encoder.training
     assert not any(p.requires_grad for p in encoder.parameters())
     assert copy.deepcopy(text).pretrained is text.pretrained
+    # cached frozen features (padded longer, as collate pads them) give the same tokens
+    prompts = ["a dog barks in the rain", None, "hi"]
+    states, mask = text.frozen_features(["a dog barks in the rain", "", "hi"])
+    states = torch.nn.functional.pad(states, (0, 0, 0, 5))
+    mask = torch.nn.functional.pad(mask, (0, 5))
+    cached = text(prompts, 3, features=(states, mask))
+    torch.testing.assert_close(cached.tokens, out.tokens, atol=1e-5, rtol=1e-4)
+    assert torch.equal(cached.mask, out.mask)
+
+
+def test_trainable_text_encoder_refuses_feature_caching(config: ModelConfig) -> None:
+    text = TextConditioner(config.conditioning)
+    assert not text.frozen_encoder
+    with pytest.raises(AudioXError, match="frozen pretrained text encoder"):
+        text.frozen_features(["a bell"])
 
 
 @pytest.mark.gpu

@@ -115,12 +115,14 @@ class Conditioner(nn.Module):
         drop: bool = False,
         generator: torch.Generator | None = None,
         video_features: torch.Tensor | None = None,
+        text_features: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> Conditions:
         """Conditions for B samples of `frames` latent frames (`duration` seconds).
 
         video: uint8 (B, Nv, 3, H, W) with Nv = config.video_frames(duration), or instead
         video_features (B, Nv, video_feature_dim), cached outputs of a frozen frame encoder
-        (they skip it; see `VideoConditioner`); audio_latents
+        (they skip it; see `VideoConditioner`); text_features (states (B, L, text_feature_dim),
+        mask (B, L)) likewise cached from a frozen text encoder for the B prompts; audio_latents
         (B, latent_dim, T=frames) with audio_keep (B, 1, T) (default zeros = reference).
         drop=True drops each modality per sample with config.denoiser.*_dropout (train time).
         """
@@ -137,7 +139,7 @@ class Conditioner(nn.Module):
         if audio_present is not None:
             audio_present = audio_present.to(device)
             keep_audio = audio_present if keep_audio is None else keep_audio & audio_present
-        text_tokens = self.text(text, batch_size, keep_text)
+        text_tokens = self.text(text, batch_size, keep_text, text_features)
         video_tokens = self.video(
             video, batch_size, self.config.video_frames(duration), keep_video, video_features
         )

@@ -21,7 +21,7 @@ from audiox_turbo.conditioning.frozen import FrozenEncoder, resolve_local_dir
 from audiox_turbo.conditioning.layers import Transformer
 from audiox_turbo.conditioning.tokens import ModalityTokens
 from audiox_turbo.config import ConditioningConfig
-from audiox_turbo.errors import ModelLoadError
+from audiox_turbo.errors import AudioXError, ModelLoadError
 
 T5_PATH_ENV = "AUDIOX_TURBO_T5_PATH"
 
@@ -165,9 +165,33 @@ class TextConditioner(nn.Module):
             torch.zeros(batch_size, dtype=torch.bool, device=device),
         )
 
-    def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Projected states (N, text_max_tokens, dim), padding zeroed, and mask (N, max_tokens)."""
-        if self.bytes_encoder is not None:
+    @property
+    def frozen_encoder(self) -> bool:
+        """True when the encoder is a frozen pretrained model (its features can be cached)."""
+        return self.pretrained is not None
+
+    def frozen_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frozen encoder states (N, L, text_feature_dim) and mask (N, L), for caching."""
+        if self.pretrained is None:
+            raise AudioXError(
+                "text features can only be cached for a frozen pretrained text encoder; the "
+                "trainable 'bytes' encoder needs the captions at training time"
+            )
+        return self.pretrained(texts, self.proj.weight.device, self.proj.weight.dtype)
+
+    def encode(
+        self, texts: list[str], features: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected states (N, text_max_tokens, dim), padding zeroed, and mask (N, max_tokens).
+
+        features: cached `frozen_features` (states, mask) used instead of running the encoder.
+        """
+        if features is not None:
+            states, mask = features
+            states = states.to(self.proj.weight.dtype)
+            mask = mask.bool()[:, : self.max_tokens]
+            states = states[:, : self.max_tokens]
+        elif self.bytes_encoder is not None:
             states, mask = self.bytes_encoder(texts)
         else:
             assert self.pretrained is not None
@@ -179,11 +203,17 @@ class TextConditioner(nn.Module):
         return tokens, mask
 
     def forward(
-        self, texts: list[str | None] | None, batch_size: int, present: torch.Tensor | None = None
+        self,
+        texts: list[str | None] | None,
+        batch_size: int,
+        present: torch.Tensor | None = None,
+        features: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> ModalityTokens:
         """B prompts -> tokens (B, text_max_tokens, dim); None/empty or present=False -> null.
 
         present: optional (B,) bool, False drops that sample's prompt (condition dropout).
+        features: cached frozen-encoder (states (B, L, text_feature_dim), mask (B, L)) for the
+        same B prompts, used instead of running the encoder.
         """
         device = self.null.device
         given = torch.tensor(
@@ -200,7 +230,10 @@ class TextConditioner(nn.Module):
         if index.numel() == 0:
             return result
         assert texts is not None
-        tokens, mask = self.encode([str(texts[i]) for i in index.tolist()])
+        cached = None
+        if features is not None:
+            cached = (features[0].to(device)[index], features[1].to(device)[index])
+        tokens, mask = self.encode([str(texts[i]) for i in index.tolist()], cached)
         return ModalityTokens(
             result.tokens.index_copy(0, index, tokens),
             result.mask.index_copy(0, index, mask),

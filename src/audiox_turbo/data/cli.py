@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import typer
 
@@ -84,6 +85,9 @@ def encode(
     video: bool = typer.Option(
         False, "--video", help="Also cache frozen video-encoder features (clip encoders only)."
     ),
+    text: bool = typer.Option(
+        False, "--text", help="Also cache frozen text-encoder features of every caption."
+    ),
 ) -> None:
     """Pre-encode MANIFEST's audio into codec latents (posterior means) in latent shards."""
     if (model is None) == (preset_name is None):
@@ -102,6 +106,16 @@ def encode(
 
     cfg = pipe.config.codec
     cond = pipe.config.conditioning
+    if text and not pipe.conditioner.text.frozen_encoder:
+        raise AudioXError(
+            "text features can only be cached for a frozen text encoder (minilm, t5), not "
+            f"{cond.text_encoder!r}"
+        )
+
+    def encode_text(captions: list[str]) -> SimpleNamespace:
+        states, mask = pipe.conditioner.text.frozen_features(captions)
+        return SimpleNamespace(tokens=states.float().cpu(), mask=mask.cpu())
+
     video_args = (
         {
             "encode_video": pipe.conditioner.video.cache_encoder(),
@@ -115,6 +129,7 @@ def encode(
         manifest,
         out,
         encode_audio,
+        encode_text if text else None,
         **video_args,
         sample_rate=cfg.sample_rate,
         channels=cfg.audio_channels,

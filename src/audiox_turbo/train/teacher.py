@@ -65,6 +65,7 @@ class FlowModel(nn.Module):
             video=inputs.get("video"),
             video_present=inputs.get("video_present"),
             video_features=inputs.get("video_features"),
+            text_features=inputs.get("text_features"),
             audio_latents=inputs.get("audio_latents"),
             audio_keep=inputs.get("audio_keep"),
             audio_present=inputs.get("audio_present"),
@@ -155,6 +156,13 @@ class TeacherTask(Task):
             "audio_present": batch["audio_prompt_present"].to(device),
             "x_mask": mask,
         }
+        if "text_features" in batch:
+            self._check_cached_text()
+            mask = batch.get("text_feature_mask")
+            states = batch["text_features"].to(device)
+            if mask is None:
+                mask = torch.ones(states.shape[:2], dtype=torch.bool)
+            inputs["text_features"] = (states, mask.to(device))
         if "video" in batch:
             inputs["video"] = batch["video"].to(device)
             inputs["video_present"] = batch["video_present"].to(device)
@@ -163,6 +171,15 @@ class TeacherTask(Task):
             inputs["video_features"] = batch["video_features"].to(device)
             inputs["video_present"] = batch["video_present"].to(device)
         return x0, mask, inputs
+
+    def _check_cached_text(self) -> None:
+        """Cached caption features skip the text encoder: refuse them for a trainable one."""
+        if not self.flow.conditioner.text.frozen_encoder:
+            raise AudioXError(
+                "the latent shards carry cached text features, but the 'bytes' text encoder is "
+                "trainable and would be bypassed; use a frozen encoder (minilm, t5) or shards "
+                "without --text"
+            )
 
     def _check_cached_video(self) -> None:
         """Cached video features skip the frame encoder: refuse them for a trainable one."""
