@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from audiox_turbo.conditioning import (
+    AudioPromptConditioner,
     Conditioner,
     Conditions,
     TextConditioner,
@@ -230,9 +231,9 @@ def test_audio_tokens_hide_regenerated_frames(
     torch.testing.assert_close(a.tokens, b.tokens)
     torch.testing.assert_close(pa, pb)
     # Reference mode: no prompt channels, but the tokens carry the clip.
-    zero = torch.zeros(1, 1, t)
-    ra, rpa = conditioner.audio(latents, zero, 1, t)
-    rb, _ = conditioner.audio(other, zero, 1, t)
+    zero, reference = torch.zeros(1, 1, t), torch.tensor([True])
+    ra, rpa = conditioner.audio(latents, zero, 1, t, reference=reference)
+    rb, _ = conditioner.audio(other, zero, 1, t, reference=reference)
     assert not rpa.any()
     assert not torch.allclose(ra.tokens, rb.tokens)
 
@@ -400,3 +401,17 @@ def test_cached_video_feature_errors(config: ModelConfig, conditioner: Condition
         )
     with pytest.raises(AudioXError, match="frozen frame encoder"):
         conditioner.video.cache_encoder()
+
+
+def test_full_span_inpaint_reveals_nothing_but_reference_does(config: ModelConfig) -> None:
+    torch.manual_seed(0)
+    audio = AudioPromptConditioner(config.codec.latent_dim, config.conditioning.dim, 2, 1)
+    frames = 12
+    latents = torch.randn(2, config.codec.latent_dim, frames)
+    nothing_kept = torch.zeros(2, 1, frames)
+    inpaint, _ = audio(latents, nothing_kept, 2, frames, reference=torch.tensor([False, False]))
+    blank, _ = audio(torch.zeros_like(latents), nothing_kept, 2, frames, reference=None)
+    torch.testing.assert_close(inpaint.tokens, blank.tokens)
+    reference, _ = audio(latents, nothing_kept, 2, frames, reference=torch.tensor([True, False]))
+    assert (reference.tokens[0] - inpaint.tokens[0]).abs().max() > 1e-4
+    torch.testing.assert_close(reference.tokens[1], inpaint.tokens[1])

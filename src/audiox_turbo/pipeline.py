@@ -396,6 +396,7 @@ class AudioXTurbo:
             audio_latents=prompt if audio_present.any() else None,
             audio_keep=keep if audio_present.any() else None,
             audio_present=audio_present.to(self.device),
+            audio_reference=torch.full((b,), audio_mode == "reference", device=self.device),
         )
         return cond, prompt, keep
 

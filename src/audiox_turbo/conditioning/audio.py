@@ -82,10 +82,14 @@ class AudioPromptConditioner(nn.Module):
         batch_size: int,
         frames: int,
         present: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
     ) -> tuple[ModalityTokens, torch.Tensor]:
         """Tokens (B, T, dim) and prompt (B, latent_dim + 1, T); zeros/null where absent.
 
-        keep defaults to all zeros (reference); present (B,) bool defaults to all True.
+        keep defaults to all zeros; present (B,) bool defaults to all True; reference (B,) bool
+        says which samples use the whole clip as a style reference (tokens see all of it;
+        default: exactly when keep is not given). Otherwise tokens see only latents * keep, so
+        an inpaint span covering the whole clip reveals nothing.
         """
         dtype, device = self.proj.weight.dtype, self.proj.weight.device
         prompt = torch.zeros(batch_size, self.latent_dim + 1, frames, dtype=dtype, device=device)
@@ -96,6 +100,8 @@ class AudioPromptConditioner(nn.Module):
         if tuple(latents.shape) != expected:
             raise ValueError(f"audio latents must be {expected}, got {tuple(latents.shape)}")
         latents = latents.to(device=device, dtype=dtype)
+        if reference is None:
+            reference = torch.full((batch_size,), keep is None, dtype=torch.bool)
         if keep is None:
             keep = torch.zeros(batch_size, 1, frames, dtype=dtype, device=device)
         elif tuple(keep.shape) != (batch_size, 1, frames):
@@ -110,7 +116,7 @@ class AudioPromptConditioner(nn.Module):
         if index.numel() == 0:
             return result, prompt
         lat, kp = latents.index_select(0, index), keep.index_select(0, index)
-        is_reference = kp.flatten(1).eq(0).all(dim=1)[:, None, None]
+        is_reference = reference.to(device).index_select(0, index)[:, None, None]
         visible = torch.where(is_reference, lat, lat * kp)
         tokens = self.proj(torch.cat([visible, kp], dim=1).transpose(1, 2))
         tokens = self.transformer(tokens, result.mask.index_select(0, index))

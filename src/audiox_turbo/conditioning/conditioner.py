@@ -116,6 +116,7 @@ class Conditioner(nn.Module):
         generator: torch.Generator | None = None,
         video_features: torch.Tensor | None = None,
         text_features: tuple[torch.Tensor, torch.Tensor] | None = None,
+        audio_reference: torch.Tensor | None = None,
     ) -> Conditions:
         """Conditions for B samples of `frames` latent frames (`duration` seconds).
 
@@ -123,7 +124,8 @@ class Conditioner(nn.Module):
         video_features (B, Nv, video_feature_dim), cached outputs of a frozen frame encoder
         (they skip it; see `VideoConditioner`); text_features (states (B, L, text_feature_dim),
         mask (B, L)) likewise cached from a frozen text encoder for the B prompts; audio_latents
-        (B, latent_dim, T=frames) with audio_keep (B, 1, T) (default zeros = reference).
+        (B, latent_dim, T=frames) with audio_keep (B, 1, T) and audio_reference (B,) bool (default:
+        no keep = reference; see `AudioPromptConditioner`).
         drop=True drops each modality per sample with config.denoiser.*_dropout (train time).
         """
         device = self.text.null.device
@@ -143,7 +145,9 @@ class Conditioner(nn.Module):
         video_tokens = self.video(
             video, batch_size, self.config.video_frames(duration), keep_video, video_features
         )
-        audio_tokens, prompt = self.audio(audio_latents, audio_keep, batch_size, frames, keep_audio)
+        audio_tokens, prompt = self.audio(
+            audio_latents, audio_keep, batch_size, frames, keep_audio, audio_reference
+        )
         streams, pooled = self.fusion(
             {"text": text_tokens, "video": video_tokens, "audio": audio_tokens}
         )
