@@ -346,3 +346,25 @@ def test_mux_errors(tmp_path: Path, media: dict[str, Path]) -> None:
         mux_audio_onto_video(media["v30"], wav, 12345, tmp_path / "odd_rate.mp4")
     _assert_one_line_naming(err, tmp_path / "odd_rate.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4"]
+
+
+def test_pyav_window_counts_from_the_container_start(tmp_path):
+    sr = 48000
+    t = np.arange(2 * sr) / sr
+    tone = np.where(t < 1.0, np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 880 * t))
+    path = tmp_path / "offset.ts"
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("mp2", rate=sr, layout="mono")
+        for i in range(0, len(tone), 1152):
+            chunk = (tone[i : i + 1152] * 0.5).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = sr, i + 3 * sr  # starts 3 s into the stream
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with av.open(str(path)) as container:
+        assert (container.start_time or 0) > 0  # the case this test is about
+    wav, rate = load_audio(path, start=1.2, duration=0.5)
+    spectrum = np.abs(np.fft.rfft(wav[0].numpy()))
+    assert rate == sr and abs(np.argmax(spectrum) * sr / wav.shape[-1] - 880) < 10

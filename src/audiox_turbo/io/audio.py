@@ -72,19 +72,24 @@ def _read_with_pyav(path: Path, start: float, duration: float | None) -> tuple[n
                 raise MediaError(f"{path}: no audio stream")
             stream = container.streams.audio[0]
             rate = stream.codec_context.sample_rate
+            # timestamps count from the container's start time (non-zero in e.g. MPEG-TS)
+            origin = (container.start_time or 0) / 1_000_000
             if start > 0:
-                container.seek(int(start / stream.time_base), stream=stream)
+                container.seek(int((origin + start) / stream.time_base), stream=stream)
             resampler = av.AudioResampler(format="fltp")
             chunks: list[np.ndarray] = []
             collected = 0
             first_time: float | None = None
             for frame in container.decode(stream):
                 if first_time is None:
-                    first_time = frame.time if frame.time is not None else 0.0
+                    first_time = frame.time if frame.time is not None else origin
                 for planar in resampler.resample(frame):
                     chunks.append(planar.to_ndarray())
                     collected += chunks[-1].shape[1]
-                if duration is not None and first_time + collected / rate >= start + duration:
+                if (
+                    duration is not None
+                    and first_time + collected / rate >= origin + start + duration
+                ):
                     break
             chunks.extend(planar.to_ndarray() for planar in resampler.resample(None))
     except av.FFmpegError as e:
@@ -92,7 +97,9 @@ def _read_with_pyav(path: Path, start: float, duration: float | None) -> tuple[n
     if not chunks:
         return np.zeros((1, 0), np.float32), rate
     data = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    skip = max(0, round((start - (first_time or 0.0)) * rate))
+    skip = max(
+        0, round((origin + start - (first_time if first_time is not None else origin)) * rate)
+    )
     stop = None if duration is None else skip + round(duration * rate)
     return data[:, skip:stop], rate
 
