@@ -334,6 +334,17 @@ def test_mux_audio_onto_video(tmp_path: Path, media: dict[str, Path], channels: 
     assert [_frame_index(f) for f in frames] == [0, 7, 15, 22, 30, 37, 45, 52]
 
 
+def test_mux_from_a_start_time_drops_the_earlier_video(
+    tmp_path: Path, media: dict[str, Path]
+) -> None:
+    wav = torch.from_numpy(_tone(440, 1.0, 16000)[None])
+    out = mux_audio_onto_video(media["v30"], wav, 16000, tmp_path / "late.mp4", start=1.0)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].frames == 30
+    frames = load_video_frames(out, fps=4, size=8)
+    assert [_frame_index(f) for f in frames] == [30, 37, 45, 52]
+
+
 def test_mux_errors(tmp_path: Path, media: dict[str, Path]) -> None:
     wav = torch.zeros(1, 1600)
     empty = tmp_path / "empty.mp4"

@@ -84,6 +84,7 @@ def _output_paths(out: str, n: int) -> list[str]:
 def generate(
     text: str | None = typer.Option(None, "--text", "-t", help="Text prompt."),
     video: str | None = typer.Option(None, "--video", "-v", help="Video (or still image) prompt."),
+    video_start: float = typer.Option(0.0, help="Seconds into --video where the audio starts."),
     audio: str | None = typer.Option(None, "--audio", "-a", help="Audio prompt."),
     audio_mode: str = typer.Option("continue", help="continue | inpaint | reference"),
     span: str | None = typer.Option(None, help="START,END seconds: span to regenerate (inpaint)."),
@@ -151,6 +152,7 @@ def generate(
             seed=seed,
             num_outputs=num_outputs,
             method=method,
+            video_start=video_start,
             callback=on_step,
             **({"sync_features": sync_features} if sync_features else {}),
         )
@@ -158,7 +160,7 @@ def generate(
         if suffix == ".mp4":
             from audiox_turbo.io.video import mux_audio_onto_video
 
-            mux_audio_onto_video(video, wav, result.sample_rate, path)
+            mux_audio_onto_video(video, wav, result.sample_rate, path, start=video_start)
         else:
             save_audio(path, wav, result.sample_rate)
         typer.echo(

@@ -161,12 +161,21 @@ def video_duration(path: str | os.PathLike[str]) -> float:
         return (max(times) + 1.0 / rate) if times else 0.0
 
 
-def _encode_video(path: Path, source: Any, stream: Any, out: Any, video: Any) -> None:
-    """Re-encode every frame of input `stream` into output stream `video`, numbered at its rate."""
-    time_base = 1 / Fraction(video.codec_context.framerate)
+def _encode_video(
+    path: Path, source: Any, stream: Any, out: Any, video: Any, start: float = 0.0
+) -> None:
+    """Re-encode the input frames shown from `start` s on into `video`, each at its own time
+    relative to `start` (so variable-frame-rate sources keep their timing)."""
+    rate = Fraction(video.codec_context.framerate)
+    origin = (source.start_time or 0) / 1_000_000
+    last = -1
     for index, frame in enumerate(_decoded_frames(path, source, stream)):
+        shown = frame.time - origin if frame.time is not None else index / rate
+        if shown < start - 0.5 / rate:
+            continue
         image = frame.reformat(width=video.width, height=video.height, format="yuv420p")
-        image.pts, image.time_base = index, time_base
+        last = max(last + 1, round((shown - start) * rate))
+        image.pts, image.time_base = last, 1 / rate
         out.mux(video.encode(image))
     out.mux(video.encode(None))
 
@@ -187,10 +196,12 @@ def mux_audio_onto_video(
     wav: Tensor,
     sample_rate: int,
     out_path: str | os.PathLike[str],
+    start: float = 0.0,
 ) -> Path:
     """Write an mp4 of `video_path`'s video (re-encoded H.264) + `wav` (C,S) as AAC, atomically.
 
     The audio is kept whole (not cropped or padded to the video's duration); C is 1 or 2.
+    `start` (s) drops the video before it, so audio generated for [start, ...) lines up.
     """
     import av
 
@@ -219,7 +230,7 @@ def mux_audio_onto_video(
                     audio = out.add_stream("aac", rate=sample_rate, layout=layout)
                     audio.bit_rate = min(96_000, 6 * sample_rate) * wav.shape[0]
                     out.start_encoding()
-                    _encode_video(video_path, source, stream, out, video)
+                    _encode_video(video_path, source, stream, out, video, start)
                     _encode_audio(wav, sample_rate, out, audio)
             except av.FFmpegError as e:
                 raise MediaError(f"{out_path}: cannot encode ({e.strerror})") from None

@@ -66,14 +66,14 @@ class OfficialPipeline:
         counts["total"] = sum(counts.values())
         return counts
 
-    def _video(self, video: Any) -> torch.Tensor | None:
+    def _video(self, video: Any, start: float) -> torch.Tensor | None:
         if video is None or isinstance(video, torch.Tensor):
             return video
         from audiox_turbo.io.video import load_video_frames
 
         c = self.config
         seconds = c.video_frames / 5.0
-        return load_video_frames(video, 5.0, c.clip_image_size, duration=seconds)
+        return load_video_frames(video, 5.0, c.clip_image_size, start=start, duration=seconds)
 
     def _audio(self, audio: Any) -> torch.Tensor | None:
         if audio is None or isinstance(audio, torch.Tensor):
@@ -96,6 +96,7 @@ class OfficialPipeline:
         seed: int | None = None,
         num_outputs: int = 1,
         method: str | None = None,
+        video_start: float = 0.0,
         sync_features: str | os.PathLike[str] | torch.Tensor | None = None,
         callback: Callable[[int, int], None] | None = None,
         **unused: Any,
@@ -111,7 +112,7 @@ class OfficialPipeline:
             sync_features = load_sync_features(sync_features)
         wav, sr = self.model.generate(
             text=[t or "" for t in text] if isinstance(text, (list, tuple)) else text,
-            video_frames=self._video(video),
+            video_frames=self._video(video, video_start),
             sync_features=sync_features,
             audio=self._audio(audio),
             duration=duration,
