@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from audiox_turbo.atomic import write_json_atomic
-from audiox_turbo.data.dataset import ClipDataset, ResumableSampler, collate
+from audiox_turbo.data.dataset import ClipDataset, collate
 from audiox_turbo.data.latents import LatentShardDataset, encode_to_shards
 from audiox_turbo.data.manifest import ClipRecord, write_manifest
 from audiox_turbo.data.shards import ShardDataset, write_shards
@@ -99,7 +99,7 @@ def main() -> None:
                 "raw files": DataLoader(
                     raw,
                     BATCH,
-                    sampler=ResumableSampler(len(raw)),
+                    shuffle=True,
                     num_workers=workers,
                     collate_fn=collate,
                 ),

@@ -11,13 +11,7 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from audiox_turbo.data.dataset import (
-    ClipDataset,
-    DataPosition,
-    ResumableSampler,
-    collate,
-    frame_mask,
-)
+from audiox_turbo.data.dataset import ClipDataset, collate, frame_mask
 from audiox_turbo.data.manifest import ClipRecord, write_manifest
 from audiox_turbo.data.validate import validate_manifest
 from audiox_turbo.errors import AudioXError
@@ -208,36 +202,40 @@ def test_task_framing_masks(clips: Path) -> None:
         ClipDataset(clips, SR, 1, 1.0, tasks=["X2Y"])
 
 
-def test_sampler_resume_and_rank_split() -> None:
-    full = list(ResumableSampler(10, seed=3))
-    assert sorted(i for _, i in full) == list(range(10)) and full != [(0, i) for i in range(10)]
-    s = ResumableSampler(10, seed=3)
-    s.resume(DataPosition.from_dict(DataPosition(0, 4).to_dict()))
-    assert list(s) == full[4:] and len(s) == 6
-    s.set_epoch(1)
-    assert [e for e, _ in s] == [1] * 10 and list(s) != [(1, i) for _, i in full]
-    ranks = [list(ResumableSampler(9, seed=3, rank=r, world_size=3)) for r in range(3)]
-    assert sorted(i for r in ranks for _, i in r) == list(range(9))
-    padded = [list(ResumableSampler(10, rank=r, world_size=4)) for r in range(4)]
-    assert {len(p) for p in padded} == {3}
-    assert set(i for p in padded for _, i in p) == set(range(10))
-
-
 def test_dataloader_collate_and_resume(clips: Path) -> None:
+    from itertools import islice
+
     from torch.utils.data import DataLoader
 
+    from audiox_turbo.train.loop import DataPosition, EpochChainBatchSampler
+
     ds = ClipDataset(clips, SR, 1, 0.5, video_fps=4.0, video_size=8, seed=5)
-    sampler = ResumableSampler(len(ds), seed=5)
-    loader = DataLoader(ds, batch_size=2, sampler=sampler, collate_fn=collate)
-    batches = list(loader)
+
+    def batches_from(start: DataPosition, count: int) -> list[dict]:
+        sampler = EpochChainBatchSampler(len(ds), 2, 0, 1, 5, start, keyed_by_epoch=True)
+        return list(islice(DataLoader(ds, batch_sampler=sampler, collate_fn=collate), count))
+
+    batches = batches_from(DataPosition(), 3)
     b = batches[0]
     assert b["audio"].shape == (2, 1, 8000) and b["video"].shape == (2, 2, 3, 8, 8)
     assert b["text_present"].dtype == torch.bool and isinstance(b["text"], list)
     assert b["skipped"].tolist() == [0, 0] and b["index"].dtype == torch.long
-    sampler.resume(DataPosition(0, 2))
-    resumed = list(loader)
+    assert sorted(i for x in batches for i in x["index"].tolist()) == list(range(6))
+    resumed = batches_from(DataPosition(0, 1), 2)
     assert [r["id"] for r in resumed] == [x["id"] for x in batches[1:]]
     torch.testing.assert_close(resumed[0]["audio"], batches[1]["audio"])
+
+
+def test_unknown_record_task_is_skipped_not_fatal(tmp_path: Path) -> None:
+    records = [
+        make_clip(tmp_path, "odd", 1.0, video=False, labels={"task": "X2Y"}),
+        make_clip(tmp_path, "fine", 1.0, video=False),
+    ]
+    write_manifest(tmp_path / "m.jsonl", records)
+    ds = ClipDataset(tmp_path / "m.jsonl", SR, 1, 1.0)
+    sample = ds[(0, 0)]
+    assert sample["id"] == "fine" and sample["skipped"] == 1
+    assert "unknown task 'X2Y'" in ds.bad_ids["odd"]
 
 
 def test_collate_pads_whole_clips(tmp_path: Path) -> None:

@@ -208,7 +208,7 @@ def test_update_counts_follow_the_two_time_scale_rule(distilled):
     for name, expected in (("critic", 6), ("generator", 2)):
         states = trainer.optimizers[name].optimizer.state.values()
         assert {int(s["step"]) for s in states} == {expected}
-    assert trainer.ema["student"].updates == 6
+    assert trainer.ema["student"].updates == 2
 
 
 def test_backward_simulation_runs_the_student_k_steps(distilled):
@@ -237,6 +237,43 @@ def test_noised_real_input_and_bf16_teacher(teacher_dir, tmp_path):
     assert task.teacher.denoiser.out.weight.dtype == torch.bfloat16
     rows = records(tmp_path)
     assert all(math.isfinite(r["generator/dmd"]) for r in rows)
+
+
+def test_generator_schedule_spans_its_updates_and_bf16_teacher_is_a_copy(teacher_dir, tmp_path):
+    teacher = AudioXTurbo.from_pretrained(teacher_dir)
+    settings = DistillConfig(critic_updates=3, teacher_bf16=True, gan_weight=0.0)
+    cfg = distill_train_config(train_config(6, warmup_steps=3, schedule="cosine"), settings)
+    task = DistillTask(teacher, cfg, settings)
+    assert task.teacher.denoiser.out.weight.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in teacher.denoiser.parameters())
+    assert task.optimizers()["generator"].update_every == 3
+    dataset = LatentClips(teacher.config.codec.latent_dim)
+    trainer = Trainer(task, cfg, tmp_path, dataset, collate, progress=False, cpu=True)
+    generator = trainer.schedulers["generator"].lr_lambdas[0]
+    critic = trainer.schedulers["critic"].lr_lambdas[0]
+    assert generator(0) == pytest.approx(1.0) and generator(2) == pytest.approx(0.0)
+    assert critic(2) == pytest.approx(1.0) and critic(6) == pytest.approx(0.0)
+
+
+def test_every_distillation_loss_gets_the_frame_mask(teacher_dir, tmp_path, monkeypatch):
+    import audiox_turbo.train.student as student_module
+
+    masks: dict[str, torch.Tensor] = {}
+    for name in ("fake_score_loss", "distribution_matching_loss", "regression_loss"):
+        real = getattr(student_module, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            masks[_name] = kwargs.get("mask", args[-1])
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(student_module, name, spy)
+    settings = DistillConfig(critic_updates=1, gan_weight=0.0, regression_weight=0.5)
+    trainer, _ = make_trainer(teacher_dir, tmp_path, train_config(1, batch_size=4), settings)
+    trainer.fit()
+    assert masks.keys() == {"fake_score_loss", "distribution_matching_loss", "regression_loss"}
+    for name, mask in masks.items():
+        assert mask.dtype == torch.bool and mask.shape == (4, FRAMES), name
+        assert not mask.all(), f"{name} got no padded frames"
 
 
 def test_samples_are_written_at_each_student_step(distilled):

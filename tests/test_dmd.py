@@ -143,6 +143,69 @@ def test_regression_loss_is_mse() -> None:
     assert regression_loss(a, b).item() == 4.0
 
 
+def frame_mask_of(lengths: list[int], frames: int) -> Tensor:
+    """(B, T) bool: the first lengths[b] frames of sample b are valid."""
+    return torch.arange(frames)[None, :] < torch.tensor(lengths)[:, None]
+
+
+def test_masked_dmd_gradient_ignores_padded_frames_closed_form() -> None:
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 2, 5, generator=g, dtype=F64, requires_grad=True)
+    eps = torch.randn(3, 2, 5, generator=g, dtype=F64)
+    t = torch.tensor([0.2, 0.5, 0.8], dtype=F64)
+    mask = frame_mask_of([5, 3, 1], 5)
+    real = lambda x_t, t_: 0.5 * x_t * (1 + t_[:, None, None])  # noqa: E731
+    fake = lambda x_t, t_: -x_t + t_[:, None, None]  # noqa: E731
+    loss = distribution_matching_loss(x, real, fake, t, eps, mask)
+    loss.backward()
+
+    x_t = (1 - t[:, None, None]) * x.detach() + t[:, None, None] * eps
+    x0_real = x_t - t[:, None, None] * real(x_t, t)
+    x0_fake = x_t - t[:, None, None] * fake(x_t, t)
+    w = mask[:, None, :].expand_as(x).double()
+    norm = ((x.detach() - x0_real).abs() * w).sum((1, 2)) / w.sum((1, 2))
+    expected = (x0_fake - x0_real) / norm[:, None, None] * w
+    torch.testing.assert_close(x.grad * w.sum(), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dmd_gradient(x, x0_real, x0_fake, mask), expected)
+    assert loss.item() == pytest.approx(0.5 * (expected.pow(2).sum() / w.sum()).item())
+    # whatever sits in padded frames changes neither loss nor gradient
+    junk = torch.where(mask[:, None, :], x0_fake, 1e3 * torch.randn_like(x0_fake))
+    torch.testing.assert_close(dmd_gradient(x, x0_real, junk, mask), expected)
+
+
+def test_masked_losses_with_full_mask_equal_unmasked() -> None:
+    g = torch.Generator().manual_seed(5)
+    x, a, b = (torch.randn(2, 3, 4, generator=g) for _ in range(3))
+    full = torch.ones(2, 4, dtype=torch.bool)
+    torch.testing.assert_close(dmd_generator_loss(x, a, b, full), dmd_generator_loss(x, a, b))
+    torch.testing.assert_close(regression_loss(a, b, full), regression_loss(a, b))
+    fn = lambda x_t, t_: 2 * x_t  # noqa: E731
+    t = torch.tensor([0.3, 0.7])
+    torch.testing.assert_close(
+        fake_score_loss(fn, x, t, a, mask=full), fake_score_loss(fn, x, t, a)
+    )
+
+
+def test_masked_fake_score_and_regression_losses_closed_form() -> None:
+    g = torch.Generator().manual_seed(6)
+    x, eps = (
+        torch.randn(2, 3, 4, generator=g, dtype=F64),
+        torch.randn(2, 3, 4, generator=g, dtype=F64),
+    )
+    t = torch.tensor([0.25, 0.75], dtype=F64)
+    mask = frame_mask_of([4, 2], 4)
+    w = mask[:, None, :].expand_as(x).double()
+    fn = lambda x_t, t_: x_t * t_[:, None, None]  # noqa: E731
+    error = (fn(interpolate(x, eps, t), t) - (eps - x)) ** 2
+    weights = torch.tensor([1.0, 3.0], dtype=F64)
+    expected = (error * weights[:, None, None] * w).sum() / w.sum()
+    torch.testing.assert_close(fake_score_loss(fn, x, t, eps, weights, mask), expected)
+    padded = torch.where(mask[:, None, :], eps, torch.full_like(eps, 50.0))
+    regression = regression_loss(padded, eps, mask)
+    assert regression.item() == 0.0
+    torch.testing.assert_close(regression_loss(x, eps, mask), ((x - eps) ** 2 * w).sum() / w.sum())
+
+
 @pytest.mark.parametrize(
     ("n", "iterations", "generator_updates"), [(5, 100, 20), (5, 7, 1), (1, 9, 9), (3, 2, 0)]
 )

@@ -124,6 +124,19 @@ def test_corrupt_samples_skipped_and_counted(tmp_path: Path) -> None:
     assert "truncated: 000000001.wav: no audio samples" in " ".join(ds.bad.values())
 
 
+def test_unknown_record_task_is_skipped_not_fatal(tmp_path: Path) -> None:
+    records = [
+        make_clip(tmp_path, "odd", 1.0, video=False, labels={"task": "X2Y"}),
+        make_clip(tmp_path, "fine", 1.0, video=False),
+    ]
+    write_manifest(tmp_path / "m.jsonl", records)
+    write_shards(tmp_path / "m.jsonl", tmp_path / "shards", 10**9)
+    ds = ShardDataset(tmp_path / "shards", SR, 1, 1.0, shuffle=False)
+    samples = list(ds)
+    assert [s["id"] for s in samples] == ["fine"] and samples[0]["skipped"] == 1
+    assert ds.skipped == 1 and "unknown task 'X2Y'" in " ".join(ds.bad.values())
+
+
 def test_broken_tar_keeps_samples_before_the_break(manifest: Path, tmp_path: Path) -> None:
     write_shards(manifest, tmp_path, 10**9)
     tar = tmp_path / "shard-000000.tar"

@@ -227,6 +227,76 @@ def test_unknown_precision_is_a_user_error(tmp_path):
         Trainer(ToyTask(), toy_config(precision="fp8"), tmp_path, ToyDataset(), cpu=True)
 
 
+class TwoRateTask(Task):
+    """Two regressors: `fast` updates every step, `slow` every third (update_every=3)."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.fast, self.slow = nn.Linear(6, 3), nn.Linear(6, 3)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"fast": self.fast, "slow": self.slow}
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        return {"fast": OptimizerSpec(("fast",)), "slow": OptimizerSpec(("slow",), update_every=3)}
+
+    def phases(self, step: int) -> list[str]:
+        return ["fast", "slow"] if (step + 1) % 3 == 0 else ["fast"]
+
+    def ema_modules(self) -> list[str]:
+        return ["fast", "slow"]
+
+    def training_step(self, batch, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
+        pred = ctx.modules[phase](batch["x"].to(ctx.device))
+        return {"loss": ((pred - batch["y"]) ** 2).mean()}
+
+
+def test_slow_optimizer_schedule_spans_its_own_updates_and_ema_follows_them(tmp_path):
+    cfg = toy_config(max_steps=9, warmup_steps=3, checkpoint_every=0)
+    trainer = Trainer(TwoRateTask(), cfg, tmp_path, ToyDataset(), progress=False, cpu=True)
+    trainer.fit()
+    rows = [json.loads(line) for line in (tmp_path / "logs/metrics.jsonl").read_text().splitlines()]
+    slow = [r["lr/slow"] for r in rows if "lr/slow" in r]
+    expected = [cfg.lr * lr_factor(k, "cosine", 1, 3) for k in (1, 2, 3)]
+    assert slow == pytest.approx(expected) and slow[-1] == pytest.approx(0.0)
+    assert rows[-1]["lr/fast"] == pytest.approx(0.0)
+    assert trainer.ema["fast"].updates == 9 and trainer.ema["slow"].updates == 3
+    with pytest.raises(ValueError, match="update_every"):
+        OptimizerSpec(("fast",), update_every=0)
+
+
+def test_fresh_run_into_a_run_folder_with_checkpoints_is_refused(tmp_path):
+    cfg = toy_config(max_steps=3)
+    Trainer(ToyTask(), cfg, tmp_path, ToyDataset(), run_config={"a": 1}, cpu=True).fit()
+    again = Trainer(ToyTask(), cfg, tmp_path, ToyDataset(), run_config={"a": 2}, cpu=True)
+    with pytest.raises(AudioXError, match="already has checkpoints; pass --resume") as info:
+        again.fit(max_steps=5)
+    assert str(info.value).startswith(str(tmp_path)) and "\n" not in str(info.value)
+    assert json.loads((tmp_path / "config.json").read_text()) == {"a": 1}
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "checkpoints")] == [3]
+    assert again.fit(max_steps=5, resume=True).step == 5
+
+
+def test_resume_drops_a_half_written_metrics_line(tmp_path):
+    Trainer(ToyTask(), toy_config(max_steps=3), tmp_path, ToyDataset(), cpu=True).fit()
+    with (tmp_path / "logs/metrics.jsonl").open("a") as f:
+        f.write('{"step": 4, "loss": 1.0}\n{"step": 5, "lo')
+    trainer = Trainer(ToyTask(), toy_config(), tmp_path, ToyDataset(), progress=False, cpu=True)
+    trainer.fit(max_steps=4, resume=True)
+    assert [s for s, _ in read_losses(tmp_path)] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("damaged", ["optim/net.pt", "task.pt", "rng/rank-0.pt", "trainer.json"])
+def test_corrupt_checkpoint_file_is_a_one_line_user_error(tmp_path, damaged):
+    Trainer(ToyTask(), toy_config(max_steps=3), tmp_path, ToyDataset(), cpu=True).fit()
+    path = ckpt.latest_checkpoint(tmp_path / "checkpoints") / damaged
+    path.write_bytes(b"\x00garbage{")
+    trainer = Trainer(ToyTask(), toy_config(), tmp_path, ToyDataset(), progress=False, cpu=True)
+    with pytest.raises(AudioXError, match="cannot read checkpoint") as info:
+        trainer.load_latest()
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
 # --------------------------------------------------------------------------- subprocesses
 
 

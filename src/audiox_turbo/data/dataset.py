@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from audiox_turbo.data.manifest import TASKS, ClipRecord, manifest_root, read_manifest
 from audiox_turbo.errors import AudioXError, MediaError
@@ -42,21 +42,6 @@ TEXT_TASKS = frozenset({"T2A", "T2M", "TV2A", "TV2M", "inpaint", "continue"})
 AUDIO_PROMPT_TASKS = frozenset({"inpaint", "continue"})
 INPAINT_SPAN = (0.2, 0.6)
 CONTINUE_PREFIX = (0.2, 0.5)
-
-
-@dataclass(frozen=True)
-class DataPosition:
-    """Where a run is in its data: `index` samples of epoch `epoch` already consumed (per rank)."""
-
-    epoch: int = 0
-    index: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "index": self.index}
-
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> DataPosition:
-        return DataPosition(int(data["epoch"]), int(data["index"]))
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -294,11 +279,12 @@ class ClipSampleBuilder:
 class ClipDataset(Dataset):
     """Map-style dataset over a JSONL manifest.
 
-    `dataset[i]` uses the epoch set by `set_epoch`; `dataset[(epoch, i)]` (what
-    `ResumableSampler` yields) names it explicitly, which also works with persistent workers.
-    A sample whose media fail to decode is replaced by the next index that works
-    (deterministically); `skipped` in the sample counts the replaced indices, `bad_ids` and
-    `skipped` on the dataset hold this process's tally.
+    `dataset[i]` uses the epoch set by `set_epoch`; `dataset[(epoch, i)]` (what the training
+    loop's `EpochChainBatchSampler` yields) names it explicitly, which also works with
+    persistent workers. A sample whose media fail to decode or whose record is unusable (e.g.
+    an unknown `labels["task"]`) is replaced by the next index that works (deterministically);
+    `skipped` in the sample counts the replaced indices, `bad_ids` and `skipped` on the dataset
+    hold this process's tally.
     """
 
     def __init__(
@@ -360,7 +346,7 @@ class ClipDataset(Dataset):
             candidate = (index + offset) % len(self)
             try:
                 sample = self.load(candidate, epoch)
-            except MediaError as e:
+            except AudioXError as e:
                 self.bad_ids[self.records[candidate].id] = str(e)
                 self.skipped += 1
                 errors.append(str(e))
@@ -371,62 +357,6 @@ class ClipDataset(Dataset):
             f"{self.manifest}: {len(errors)} consecutive samples from index {index} failed; "
             f"last: {errors[-1]}"
         )
-
-
-class ResumableSampler(Sampler[tuple[int, int]]):
-    """Seeded per-epoch order, split across ranks, that can start mid-epoch.
-
-    Yields (epoch, index) pairs for `ClipDataset`. Each rank gets ceil(n / world_size) indices
-    (wrapping to pad) or floor(...) with `drop_last`, as in DistributedSampler.
-    """
-
-    def __init__(
-        self,
-        num_samples: int,
-        seed: int = 0,
-        shuffle: bool = True,
-        rank: int = 0,
-        world_size: int = 1,
-        drop_last: bool = False,
-    ) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world size {world_size}")
-        self.num_samples = num_samples
-        self.seed = seed
-        self.shuffle = shuffle
-        self.rank = rank
-        self.world_size = world_size
-        self.drop_last = drop_last
-        self.position = DataPosition()
-
-    def set_epoch(self, epoch: int) -> None:
-        """Start epoch `epoch` from its beginning."""
-        self.position = DataPosition(epoch, 0)
-
-    def resume(self, position: DataPosition) -> None:
-        """Start from `position` (samples of this rank already consumed in that epoch)."""
-        self.position = position
-
-    def order(self, epoch: int) -> list[int]:
-        """This rank's indices for `epoch`, in order."""
-        if self.shuffle:
-            order = np.random.default_rng((self.seed, epoch)).permutation(self.num_samples)
-        else:
-            order = np.arange(self.num_samples)
-        if self.drop_last:
-            per_rank = self.num_samples // self.world_size
-        else:
-            per_rank = -(-self.num_samples // self.world_size)
-            order = np.resize(order, per_rank * self.world_size)
-        return order[self.rank : per_rank * self.world_size : self.world_size].tolist()
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch = self.position.epoch
-        for index in self.order(epoch)[self.position.index :]:
-            yield epoch, index
-
-    def __len__(self) -> int:
-        return max(0, len(self.order(self.position.epoch)) - self.position.index)
 
 
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -407,7 +407,7 @@ class ShardStream(IterableDataset):
             try:
                 sample_rng = np.random.default_rng((self.seed, self.epoch, shard, n))
                 sample = self.decode(key, members, sample_rng)
-            except (MediaError, ValueError, KeyError) as e:
+            except (AudioXError, ValueError, KeyError) as e:
                 self._record_bad(key, str(e))
                 pending += 1
                 continue

@@ -8,6 +8,9 @@ Network protocol (what the teacher, the student and the fake-score network must 
 `cond` is opaque here. For CFG the caller passes the batched condition cat[cond, null] for
 2B samples (see `bind_guided`). All losses below take plain velocity functions (x_t, t) -> v,
 so the same code drives the MMDiT and the toy networks of the tests.
+
+Every loss takes an optional frame mask (B, T) bool for samples (B, ..., T): padded frames
+(False) carry no loss, and means run over valid elements only. None = every frame is valid.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from audiox_turbo.flow.path import (
@@ -64,6 +66,20 @@ def _loss_dtype(x: Tensor) -> torch.dtype:
     return torch.promote_types(x.dtype, torch.float32)
 
 
+def _frame_weight(mask: Tensor, like: Tensor) -> Tensor:
+    """Mask (B, T) -> float weights (B, ..., T) shaped like `like` (B, ..., T)."""
+    view = mask.reshape(mask.shape[0], *([1] * (like.dim() - 2)), mask.shape[-1])
+    return view.to(device=like.device, dtype=like.dtype).expand_as(like)
+
+
+def _masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean of values (B, ..., T) over the frames `mask` (B, T) marks valid (all when None)."""
+    if mask is None:
+        return values.mean()
+    weight = _frame_weight(mask, values)
+    return (values * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def sample_dmd_timesteps(
     n: int,
     t_min: float = 0.02,
@@ -77,17 +93,30 @@ def sample_dmd_timesteps(
     return t_min + (t_max - t_min) * shift_timesteps(u, shift)
 
 
-def dmd_gradient(x: Tensor, x0_real: Tensor, x0_fake: Tensor) -> Tensor:
-    """DMD2 gradient (x0_fake − x0_real) / mean|x − x0_real| per sample, float64, (B, ...)."""
+def dmd_gradient(x: Tensor, x0_real: Tensor, x0_fake: Tensor, mask: Tensor | None = None) -> Tensor:
+    """DMD2 gradient (x0_fake − x0_real) / mean|x − x0_real| per sample, float64, (B, ..., T).
+
+    With a mask (B, T) the mean runs over valid frames and padded frames get 0.
+    """
     x, x0_real, x0_fake = (a.detach().double() for a in (x, x0_real, x0_fake))
-    normaliser = (x - x0_real).abs().flatten(1).mean(1)
-    return torch.nan_to_num((x0_fake - x0_real) / _per_sample(normaliser, x))
+    distance = (x - x0_real).abs()
+    if mask is None:
+        normaliser = distance.flatten(1).mean(1)
+        return torch.nan_to_num((x0_fake - x0_real) / _per_sample(normaliser, x))
+    weight = _frame_weight(mask, x)
+    normaliser = (distance * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
+    return torch.nan_to_num((x0_fake - x0_real) / _per_sample(normaliser, x)) * weight
 
 
-def dmd_generator_loss(x: Tensor, x0_real: Tensor, x0_fake: Tensor) -> Tensor:
-    """0.5·mean((x − stopgrad(x − grad))²): its gradient wrt x is dmd_gradient / x.numel()."""
-    target = x.detach().double() - dmd_gradient(x, x0_real, x0_fake)
-    return (0.5 * F.mse_loss(x.double(), target)).to(_loss_dtype(x))
+def dmd_generator_loss(
+    x: Tensor, x0_real: Tensor, x0_fake: Tensor, mask: Tensor | None = None
+) -> Tensor:
+    """0.5·mean((x − stopgrad(x − grad))²) over valid elements of x (B, ..., T).
+
+    Its gradient wrt x is dmd_gradient / (number of valid elements), x.numel() without a mask.
+    """
+    target = x.detach().double() - dmd_gradient(x, x0_real, x0_fake, mask)
+    return (0.5 * _masked_mean((x.double() - target) ** 2, mask)).to(_loss_dtype(x))
 
 
 def distribution_matching_loss(
@@ -96,18 +125,19 @@ def distribution_matching_loss(
     fake_velocity: VelocityFn,
     t: Tensor,
     eps: Tensor,
+    mask: Tensor | None = None,
 ) -> Tensor:
-    """DMD generator loss at student samples x (B, ...) noised to x_t at t (B,) with eps.
+    """DMD generator loss at student samples x (B, ..., T) noised to x_t at t (B,) with eps.
 
     `real_velocity` is the frozen teacher with CFG, `fake_velocity` the fake score without;
-    x0 = x_t − t·v is computed in float64. Only x carries gradient.
+    x0 = x_t − t·v is computed in float64. Only x carries gradient; mask (B, T) or None.
     """
     with torch.no_grad():
         x_t = interpolate(x.detach(), eps, t)
         t64 = t.double()
         x0_real = x0_from_velocity(x_t.double(), t64, real_velocity(x_t, t).double())
         x0_fake = x0_from_velocity(x_t.double(), t64, fake_velocity(x_t, t).double())
-    return dmd_generator_loss(x, x0_real, x0_fake)
+    return dmd_generator_loss(x, x0_real, x0_fake, mask)
 
 
 def fake_score_loss(
@@ -116,17 +146,19 @@ def fake_score_loss(
     t: Tensor,
     eps: Tensor,
     weights: Tensor | None = None,
+    mask: Tensor | None = None,
 ) -> Tensor:
-    """Flow-matching loss of the fake score on detached student samples x (B, ...).
+    """Flow-matching loss of the fake score on detached student samples x (B, ..., T).
 
-    mean over samples of weights·mean((v(x_t, t) − (ε − x))²); weights (B,) default 1.
+    Mean over valid elements of weights·(v(x_t, t) − (ε − x))²; weights (B,) default 1,
+    mask (B, T) default all valid.
     """
     x = x.detach()
     v = fake_velocity(interpolate(x, eps, t), t)
-    per_sample = (v.to(_loss_dtype(v)) - velocity_target(x, eps)).pow(2).flatten(1).mean(1)
+    error = (v.to(_loss_dtype(v)) - velocity_target(x, eps)).pow(2)
     if weights is not None:
-        per_sample = per_sample * weights.to(per_sample)
-    return per_sample.mean()
+        error = error * _per_sample(weights.to(error), error)
+    return _masked_mean(error, mask)
 
 
 def backward_simulate(
@@ -165,11 +197,13 @@ def noised_real_input(
     return interpolate(x0_real, eps, t_k), t_k
 
 
-def regression_loss(student_x0: Tensor, teacher_ode_x0: Tensor) -> Tensor:
-    """Mean squared error between the student output and the teacher's ODE endpoint (B, ...)."""
-    return F.mse_loss(
-        student_x0.to(_loss_dtype(student_x0)), teacher_ode_x0.to(_loss_dtype(student_x0))
-    )
+def regression_loss(
+    student_x0: Tensor, teacher_ode_x0: Tensor, mask: Tensor | None = None
+) -> Tensor:
+    """MSE between the student output and the teacher's ODE endpoint (B, ..., T), mask (B, T)."""
+    dtype = _loss_dtype(student_x0)
+    error = (student_x0.to(dtype) - teacher_ode_x0.to(dtype)) ** 2
+    return _masked_mean(error, mask)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ becomes visible under its final name by `os.replace`, so a reader never sees a p
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -111,7 +112,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(path)
     except Exception as e:
-        raise AudioXError(f"{path}: cannot read checkpoint tensors ({e})") from None
+        raise AudioXError(f"{path}: cannot read checkpoint tensors ({_one_line(e)})") from None
 
 
 def save_object(path: Path, obj: Any) -> None:
@@ -120,11 +121,30 @@ def save_object(path: Path, obj: Any) -> None:
 
 
 def load_object(path: Path) -> Any:
-    """Read a `save_object` file with `weights_only=True` (no arbitrary unpickling)."""
+    """Read a `save_object` file with `weights_only=True`; missing or corrupt -> AudioXError."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise AudioXError(f"{path}: checkpoint file missing") from None
+    except Exception as e:
+        raise AudioXError(f"{path}: cannot read checkpoint ({_one_line(e)})") from None
+
+
+def read_manifest(checkpoint: Path) -> dict[str, Any]:
+    """The `trainer.json` of a checkpoint folder: step, world_size and per-rank positions."""
+    path = checkpoint / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+        step, world = int(manifest["step"]), int(manifest["world_size"])
+        positions = [[int(epoch), int(batch)] for epoch, batch in manifest["positions"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise AudioXError(f"{path}: cannot read checkpoint ({_one_line(e)})") from None
+    return {"step": step, "world_size": world, "positions": positions}
+
+
+def _one_line(error: Exception) -> str:
+    """An exception's message on one line (torch and json errors can span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:

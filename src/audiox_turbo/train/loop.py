@@ -9,17 +9,18 @@ Task protocol (subclass `Task`, override what you need):
 
 - `modules()`: every network by name. Those named in an `OptimizerSpec` are trained and
   wrapped by Accelerate (DDP/FSDP); the rest are moved to the device and left frozen.
-- `optimizers()`: one `OptimizerSpec` per optimiser (AdamW): the module names it updates and
-  optional overrides of lr / betas / weight decay / clipping.
+- `optimizers()`: one `OptimizerSpec` per optimiser (AdamW): the module names it updates,
+  optional overrides of lr / betas / weight decay / clipping, and `update_every` (how many
+  engine steps one of its updates spans; its LR schedule runs over max_steps // update_every).
 - `phases(step)`: optimiser names to update at this step, in order (default: all). A
   two-time-scale distillation returns e.g. `["critic"]` on most steps and
-  `["critic", "generator"]` every k-th step.
+  `["critic", "generator"]` every k-th step (and gives the generator `update_every=k`).
 - `training_step(batch, phase, ctx)`: losses of one micro-batch for `phase`; the key
   `"loss"` is back-propagated into that phase's optimiser, every value is logged. Use the
   wrapped networks in `ctx.modules` and draw randomness from `ctx.generator`. Run networks
   that `phase` does not train under `torch.no_grad()` (DDP expects a backward otherwise).
 - `ema_modules()`: names of networks whose float32 EMA is kept (and used for validation
-  and export).
+  and export); an EMA is updated at the steps where a phase that trains its network ran.
 - `batch_stats(batch)`: (samples, latent frames) of a micro-batch, for throughput.
 - `validate(ctx)`, `samples(ctx)`: run on the main process at `sample_every` with EMA
   weights applied; return scalars and `AudioSample`s (written to `samples/` and TensorBoard).
@@ -63,6 +64,11 @@ class OptimizerSpec:
     betas: tuple[float, float] | None = None
     weight_decay: float | None = None
     grad_clip: float | None = None
+    update_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.update_every < 1:
+            raise ValueError(f"update_every must be >= 1, got {self.update_every}")
 
 
 @dataclass
@@ -278,11 +284,10 @@ class Trainer:
         )
         acc = self.accelerator
         self.rank, self.world = acc.process_index, acc.num_processes
+        self.run_config = run_config
         if acc.is_main_process:
             for d in (self.paths.checkpoints, self.paths.logs, self.paths.samples):
                 d.mkdir(parents=True, exist_ok=True)
-            if run_config is not None:
-                write_json_atomic(self.paths.config, run_config)
         acc.wait_for_everyone()
         self._build()
         self.step = 0
@@ -324,7 +329,10 @@ class Trainer:
             self.params[name] = params
             self.optimizers[name] = acc.prepare_optimizer(opt)
             self.schedulers[name] = build_scheduler(
-                self.optimizers[name].optimizer, cfg.schedule, cfg.warmup_steps, cfg.max_steps
+                self.optimizers[name].optimizer,
+                cfg.schedule,
+                cfg.warmup_steps // spec.update_every,
+                cfg.max_steps // spec.update_every,
             )
             self.clip[name] = cfg.grad_clip if spec.grad_clip is None else spec.grad_clip
         self.ema = {
@@ -346,9 +354,20 @@ class Trainer:
         )
 
     def fit(self, max_steps: int | None = None, resume: bool = False) -> TrainResult:
-        """Train until `max_steps` (default TrainConfig.max_steps) or a stop signal."""
+        """Train until `max_steps` (default TrainConfig.max_steps) or a stop signal.
+
+        Without `resume` the run folder must hold no checkpoints (AudioXError otherwise).
+        """
         acc, cfg = self.accelerator, self.config
         total = cfg.max_steps if max_steps is None else max_steps
+        if not resume and ckpt.latest_checkpoint(self.paths.checkpoints) is not None:
+            raise AudioXError(
+                f"{self.paths.root}: run folder already has checkpoints; "
+                "pass --resume or use a new --out"
+            )
+        if acc.is_main_process and self.run_config is not None:
+            write_json_atomic(self.paths.config, self.run_config)
+        acc.wait_for_everyone()
         if resume:
             self.load_latest()
         last_ckpt = ckpt.latest_checkpoint(self.paths.checkpoints)
@@ -398,9 +417,11 @@ class Trainer:
             samples, frames = samples + s, frames + f
         ctx = self.context()
         logged: dict[str, float] = {}
+        updated: set[str] = set()
         for phase in self.task.phases(self.step):
             opt = self.optimizers[phase]
             spec = self.specs[phase]
+            updated.update(spec.modules)
             sums: dict[str, float] = {}
             for i, b in enumerate(micro):
                 last = i == len(micro) - 1
@@ -422,7 +443,8 @@ class Trainer:
             logged[f"grad_norm/{phase}"] = float(norm)
             logged[f"lr/{phase}"] = self.schedulers[phase].get_last_lr()[0]
         for name, ema in self.ema.items():
-            ema.update(acc.unwrap_model(self.modules[name]))
+            if name in updated:
+                ema.update(acc.unwrap_model(self.modules[name]))
         elapsed = time.perf_counter() - t0
         window.add(elapsed, t_data, samples * self.world, frames * self.world)
         logged["perf/step_s"] = elapsed
@@ -615,7 +637,7 @@ class Trainer:
     def load_checkpoint(self, path: Path) -> None:
         """Restore models, optimisers, schedulers, EMA, task state, RNG and data position."""
         acc = self.accelerator
-        manifest = json.loads((path / ckpt.MANIFEST).read_text())
+        manifest = ckpt.read_manifest(path)
         if manifest["world_size"] != self.world:
             raise AudioXError(
                 f"{path}: written by {manifest['world_size']} processes, resumed with {self.world}"
@@ -804,15 +826,25 @@ def _size(dataset: Any) -> str:
         return "an unknown number of"
 
 
+def _metric_step(line: str) -> int | None:
+    """The step of one metrics line, None for a blank or half-written (unparsable) line."""
+    try:
+        record = json.loads(line)
+        return int(record.get("step", 0))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines written after `step` (by a run killed after its last checkpoint)."""
+    """Drop metric lines written after `step` (by a run killed after its last checkpoint) and
+    lines that do not parse (a write cut short by the kill)."""
     if not path.is_file():
         return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
+    kept = []
+    for line in path.read_text().splitlines():
+        line_step = _metric_step(line)
+        if line_step is not None and line_step <= step:
+            kept.append(line)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     os.replace(tmp, path)

@@ -41,12 +41,13 @@ from audiox_turbo.distill.dmd import (
     bind_condition,
     bind_guided,
     distribution_matching_loss,
+    fake_score_loss,
     noised_real_input,
     regression_loss,
     sample_dmd_timesteps,
 )
 from audiox_turbo.errors import AudioXError
-from audiox_turbo.flow.path import interpolate, velocity_target, x0_from_velocity
+from audiox_turbo.flow.path import interpolate, x0_from_velocity
 from audiox_turbo.flow.sampling import (
     VelocityFn,
     sample_euler,
@@ -56,7 +57,7 @@ from audiox_turbo.flow.sampling import (
 from audiox_turbo.model.denoiser import Denoiser
 from audiox_turbo.train.loop import AudioSample, OptimizerSpec, StepContext, Task
 from audiox_turbo.train.run_config import TeacherTrainingConfig
-from audiox_turbo.train.teacher import FlowModel, TeacherTask, masked_mse
+from audiox_turbo.train.teacher import FlowModel, TeacherTask
 
 if TYPE_CHECKING:
     from audiox_turbo.pipeline import AudioXTurbo
@@ -135,7 +136,8 @@ class DistillTask(Task):
         validation_seconds: float = 1.0,
         seed: int = 0,
     ) -> None:
-        """The teacher's codec and conditioner are reused as they are, its denoiser copied."""
+        """The teacher's codec and conditioner are reused as they are, its denoiser copied
+        (and cast to bfloat16 in the copy with `teacher_bf16`, never in place)."""
         check_distill_config(settings, "distill settings")
         self.model_config: ModelConfig = teacher.config
         self.settings = settings
@@ -144,21 +146,22 @@ class DistillTask(Task):
         self.shift = student_shift(settings.student_steps)
         self.validation_prompts = tuple(validation_prompts)
         self.validation_seconds = validation_seconds
+        teacher_denoiser = teacher.denoiser
+        if settings.teacher_bf16:
+            teacher_denoiser = copy.deepcopy(teacher_denoiser).to(torch.bfloat16)
         self.data = TeacherTask(
             teacher.config,
             train_config,
             TeacherTrainingConfig(validation_prompts=()),
             codec=teacher.codec,
             conditioner=teacher.conditioner,
-            denoiser=teacher.denoiser,
+            denoiser=teacher_denoiser,
         )
         self.codec = self.data.codec
         self.teacher: FlowModel = self.data.flow
         self.student = _trainable_copy(teacher.denoiser)
         self.fake_score = _trainable_copy(teacher.denoiser)
         self.teacher.eval().requires_grad_(False)
-        if settings.teacher_bf16:
-            self.teacher.denoiser.to(torch.bfloat16)
         self.gan = settings.gan_weight > 0 or settings.gan_critic_weight > 0
         self.discriminator: DiscriminatorHead | None = None
         if self.gan:
@@ -184,7 +187,11 @@ class DistillTask(Task):
         critic = ("fake_score", "discriminator") if self.gan else ("fake_score",)
         return {
             "critic": OptimizerSpec(critic, lr=self.settings.critic_lr),
-            "generator": OptimizerSpec(("student",), lr=self.settings.generator_lr),
+            "generator": OptimizerSpec(
+                ("student",),
+                lr=self.settings.generator_lr,
+                update_every=self.settings.critic_updates,
+            ),
         }
 
     def phases(self, step: int) -> list[str]:
@@ -234,7 +241,7 @@ class DistillTask(Task):
         """Fake-score flow matching on detached student samples (+ the discriminator's loss).
 
         One batched fake-score forward: [score input, noised real, noised fake] when the GAN
-        is on.
+        is on; `fake_score_loss` sees the first part and the discriminator the rest.
         """
         s = self.settings
         n = b.x0.shape[0]
@@ -243,21 +250,27 @@ class DistillTask(Task):
             x_fake = x0_from_velocity(x_t, t_k, ctx.modules["student"](x_t, t_k, b.cond, b.mask))
         t = self._dmd_timesteps(n, ctx)
         eps = _randn_like(b.x0, ctx)
-        xs, ts = [interpolate(x_fake, eps, t)], [t]
+        extra_x, extra_t = [], []
         if self.gan:
             t_gan = sample_gan_timesteps(2 * n, s.gan_max_t, ctx.generator, ctx.device)
             pair = torch.cat([b.x0, x_fake])
-            xs.append(interpolate(pair, _randn_like(pair, ctx), t_gan))
-            ts.append(t_gan)
-        parts = sum(x.shape[0] for x in xs) // n
-        v, features = ctx.modules["fake_score"](
-            torch.cat(xs),
-            torch.cat(ts),
-            Conditions.cat([b.cond] * parts),
-            b.mask.repeat(parts, 1),
-            return_features=True,
-        )
-        score = masked_mse(v[:n].float(), velocity_target(x_fake, eps), b.mask)
+            extra_x.append(interpolate(pair, _randn_like(pair, ctx), t_gan))
+            extra_t.append(t_gan)
+        features: list[Tensor] = []
+
+        def score_velocity(x_score: Tensor, t_score: Tensor) -> Tensor:
+            parts = 1 + sum(x.shape[0] for x in extra_x) // n
+            v, feats = ctx.modules["fake_score"](
+                torch.cat([x_score, *extra_x]),
+                torch.cat([t_score, *extra_t]),
+                Conditions.cat([b.cond] * parts),
+                b.mask.repeat(parts, 1),
+                return_features=True,
+            )
+            features.extend(feats)
+            return v[:n].float()
+
+        score = fake_score_loss(score_velocity, x_fake, t, eps, mask=b.mask)
         losses = {"fake_score": score, "student_step": torch.tensor(float(k))}
         loss = score
         if self.gan:
@@ -296,6 +309,7 @@ class DistillTask(Task):
             fake_velocity,
             self._dmd_timesteps(n, ctx),
             _randn_like(b.x0, ctx),
+            b.mask,
         )
         losses = {"dmd": dmd, "student_step": torch.tensor(float(k))}
         loss = s.dmd_weight * dmd
@@ -316,7 +330,7 @@ class DistillTask(Task):
         if s.regression_weight > 0:
             with torch.no_grad():
                 target = self.teacher_ode(b, xs[1], ctx)
-            regression = regression_loss(x0[n:], target)
+            regression = regression_loss(x0[n:], target, b.mask)
             loss = loss + s.regression_weight * regression
             losses["regression"] = regression
         return {"loss": loss, **losses}
