@@ -415,3 +415,21 @@ def test_full_span_inpaint_reveals_nothing_but_reference_does(config: ModelConfi
     reference, _ = audio(latents, nothing_kept, 2, frames, reference=torch.tensor([True, False]))
     assert (reference.tokens[0] - inpaint.tokens[0]).abs().max() > 1e-4
     torch.testing.assert_close(reference.tokens[1], inpaint.tokens[1])
+
+
+def test_padded_video_frames_are_masked_and_null(config: ModelConfig, conditioner: Conditioner):
+    _, nv = sizes(config)
+    video = random_video(config, 2)
+    mask = torch.ones(2, nv, dtype=torch.bool)
+    mask[0, nv // 2 :] = False
+    mask[1] = False  # no real frame at all: absent
+    other = video.clone()
+    other[0, nv // 2 :] = random_video(config, 1, seed=5)[0, nv // 2 :]
+    a = conditioner.video(video, 2, nv, frame_mask=mask)
+    b = conditioner.video(other, 2, nv, frame_mask=mask)
+    torch.testing.assert_close(a.tokens, b.tokens)
+    assert torch.equal(a.mask[0], mask[0]) and a.present.tolist() == [True, False]
+    null = conditioner.video.null.expand(nv - nv // 2, -1)
+    torch.testing.assert_close(a.tokens[0, nv // 2 :], null)
+    unmasked = conditioner.video(other, 2, nv)
+    assert (unmasked.tokens[0, : nv // 2] - a.tokens[0, : nv // 2]).abs().max() > 1e-5

@@ -117,12 +117,14 @@ class Conditioner(nn.Module):
         video_features: torch.Tensor | None = None,
         text_features: tuple[torch.Tensor, torch.Tensor] | None = None,
         audio_reference: torch.Tensor | None = None,
+        video_mask: torch.Tensor | None = None,
     ) -> Conditions:
         """Conditions for B samples of `frames` latent frames (`duration` seconds).
 
         video: uint8 (B, Nv, 3, H, W) with Nv = config.video_frames(duration), or instead
         video_features (B, Nv, video_feature_dim), cached outputs of a frozen frame encoder
-        (they skip it; see `VideoConditioner`); text_features (states (B, L, text_feature_dim),
+        (they skip it; see `VideoConditioner`); video_mask (B, Nv) bool marks real (not padded)
+        frames; text_features (states (B, L, text_feature_dim),
         mask (B, L)) likewise cached from a frozen text encoder for the B prompts; audio_latents
         (B, latent_dim, T=frames) with audio_keep (B, 1, T) and audio_reference (B,) bool (default:
         no keep = reference; see `AudioPromptConditioner`).
@@ -143,7 +145,12 @@ class Conditioner(nn.Module):
             keep_audio = audio_present if keep_audio is None else keep_audio & audio_present
         text_tokens = self.text(text, batch_size, keep_text, text_features)
         video_tokens = self.video(
-            video, batch_size, self.config.video_frames(duration), keep_video, video_features
+            video,
+            batch_size,
+            self.config.video_frames(duration),
+            keep_video,
+            video_features,
+            video_mask,
         )
         audio_tokens, prompt = self.audio(
             audio_latents, audio_keep, batch_size, frames, keep_audio, audio_reference

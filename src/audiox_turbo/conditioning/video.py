@@ -159,15 +159,25 @@ class VideoConditioner(nn.Module):
             features = self.clip(flat, dtype)
         return features.view(n, nv, -1)
 
-    def encode_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Frame-encoder outputs (N, Nv, video_feature_dim) -> tokens (N, Nv, dim)."""
+    def encode_features(
+        self, features: torch.Tensor, frame_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Frame-encoder outputs (N, Nv, video_feature_dim) -> tokens (N, Nv, dim).
+
+        frame_mask (N, Nv) bool marks real frames; padded ones are ignored by the temporal
+        transformer and come out as the null token.
+        """
         n, nv = features.shape[:2]
         tokens = self.proj(features.to(self.proj.weight.dtype))
-        return self.temporal(tokens, torch.ones(n, nv, dtype=torch.bool, device=tokens.device))
+        if frame_mask is None:
+            return self.temporal(tokens, torch.ones(n, nv, dtype=torch.bool, device=tokens.device))
+        frame_mask = frame_mask.to(tokens.device)
+        tokens = self.temporal(tokens, frame_mask)
+        return torch.where(frame_mask[..., None], tokens, self.null.to(tokens.dtype))
 
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames (N, Nv, 3, H, W) uint8 -> tokens (N, Nv, dim)."""
-        return self.encode_features(self.frame_features(frames))
+    def encode(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames (N, Nv, 3, H, W) uint8 -> tokens (N, Nv, dim); see `encode_features`."""
+        return self.encode_features(self.frame_features(frames), frame_mask)
 
     def forward(
         self,
@@ -176,14 +186,21 @@ class VideoConditioner(nn.Module):
         num_frames: int,
         present: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
     ) -> ModalityTokens:
         """Frames (B, Nv, 3, H, W) uint8, or cached `features` (B, Nv, video_feature_dim), or
-        neither -> tokens (B, Nv, dim); absent / all-zero -> null."""
+        neither -> tokens (B, Nv, dim); absent / all-zero -> null. frame_mask (B, Nv) bool marks
+        real frames (padding is masked out of attention and set to the null token)."""
         result = self.null_tokens(batch_size, num_frames)
+        if frame_mask is not None:
+            frame_mask = frame_mask.to(self.null.device, torch.bool)
+            present = frame_mask.any(1) if present is None else present & frame_mask.any(1)
         if frames is not None and features is not None:
             raise ValueError("give video frames or cached video features, not both")
         if features is not None:
-            return self._from_features(features, batch_size, num_frames, present, result)
+            return self._from_features(
+                features, batch_size, num_frames, present, result, frame_mask
+            )
         if frames is None:
             return result
         if frames.ndim != 5 or frames.shape[0] != batch_size or frames.shape[2] != 3:
@@ -197,8 +214,9 @@ class VideoConditioner(nn.Module):
         index = given.nonzero().flatten()
         if index.numel() == 0:
             return result
-        tokens = self.encode(frames.index_select(0, index))
-        return ModalityTokens(result.tokens.index_copy(0, index, tokens), result.mask, given)
+        mask = None if frame_mask is None else frame_mask.index_select(0, index)
+        tokens = self.encode(frames.index_select(0, index), mask)
+        return self._scatter(result, index, given, tokens, mask)
 
     def _from_features(
         self,
@@ -207,6 +225,7 @@ class VideoConditioner(nn.Module):
         num_frames: int,
         present: torch.Tensor | None,
         result: ModalityTokens,
+        frame_mask: torch.Tensor | None,
     ) -> ModalityTokens:
         """Tokens from cached frame-encoder outputs (B, Nv, video_feature_dim)."""
         expected = (batch_size, num_frames, self.proj.in_features)
@@ -220,8 +239,21 @@ class VideoConditioner(nn.Module):
         index = given.nonzero().flatten()
         if index.numel() == 0:
             return result
-        tokens = self.encode_features(features.index_select(0, index))
-        return ModalityTokens(result.tokens.index_copy(0, index, tokens), result.mask, given)
+        mask = None if frame_mask is None else frame_mask.index_select(0, index)
+        tokens = self.encode_features(features.index_select(0, index), mask)
+        return self._scatter(result, index, given, tokens, mask)
+
+    def _scatter(
+        self,
+        result: ModalityTokens,
+        index: torch.Tensor,
+        given: torch.Tensor,
+        tokens: torch.Tensor,
+        mask: torch.Tensor | None,
+    ) -> ModalityTokens:
+        """The given samples' tokens (and frame masks) written into the null-filled result."""
+        token_mask = result.mask if mask is None else result.mask.index_copy(0, index, mask)
+        return ModalityTokens(result.tokens.index_copy(0, index, tokens), token_mask, given)
 
     def _given(self, nonzero: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
         """Per-sample presence (B,) bool: non-zero input and, when given, `present`."""

@@ -66,6 +66,7 @@ class FlowModel(nn.Module):
             video_present=inputs.get("video_present"),
             video_features=inputs.get("video_features"),
             text_features=inputs.get("text_features"),
+            video_mask=inputs.get("video_mask"),
             audio_latents=inputs.get("audio_latents"),
             audio_keep=inputs.get("audio_keep"),
             audio_present=inputs.get("audio_present"),
@@ -166,10 +167,14 @@ class TeacherTask(Task):
         if "video" in batch:
             inputs["video"] = batch["video"].to(device)
             inputs["video_present"] = batch["video_present"].to(device)
+            if "video_mask" in batch:
+                inputs["video_mask"] = batch["video_mask"].to(device)
         elif "video_features" in batch:
             self._check_cached_video()
             inputs["video_features"] = batch["video_features"].to(device)
             inputs["video_present"] = batch["video_present"].to(device)
+            if "video_feature_mask" in batch:
+                inputs["video_mask"] = batch["video_feature_mask"].to(device)
         return x0, mask, inputs
 
     def _check_cached_text(self) -> None:
