@@ -66,6 +66,7 @@ def _as_list(value: Any, n: int | None = None) -> list[Any]:
 
 
 def parse_dtype(name: str | torch.dtype | None) -> torch.dtype:
+    """'float32' | 'bfloat16' | 'float16' (or a torch dtype) -> torch dtype; None -> float32."""
     if name is None or isinstance(name, torch.dtype):
         return name or torch.float32
     table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
