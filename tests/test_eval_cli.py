@@ -194,3 +194,15 @@ def test_bench_times_student_and_teacher(app, tmp_path) -> None:
     assert all(r["latency_s"] > 0 and r["rtf"] == pytest.approx(r["latency_s"] / 0.5) for r in rows)
     bad = _invoke(app, ["bench", "--steps", "1,2,3", "--cfg", "1,2", "--out", out])
     assert isinstance(bad.exception, AudioXError) and "--cfg" in str(bad.exception)
+
+
+def test_default_metrics_skip_kl_when_no_names_pair(judge_dir, tmp_path) -> None:
+    from audiox_turbo.eval.report import evaluate
+
+    _write_set(tmp_path / "gen", 6, 0, 200.0)
+    _write_set(tmp_path / "ref", 6, 1, 240.0)
+    for path in (tmp_path / "gen").iterdir():
+        path.rename(path.with_name(f"generated_{path.name}"))
+    report = evaluate(tmp_path / "gen", tmp_path / "ref", tmp_path / "r", checkpoint=judge_dir)
+    assert "fd" in report["metrics"] and "is_mean" in report["metrics"]
+    assert not any(k.startswith("kl") for k in report["metrics"])

@@ -308,3 +308,24 @@ def test_pipeline_and_cli_dispatch_to_the_official_variant(
     assert e.value.code in (0, None), capsys.readouterr().err
     wav, sr = sf.read(wav_path)
     assert sr == 44100 and wav.shape == (tiny_config.num_samples, 2)
+
+
+def test_bench_and_corrupt_files_on_an_official_dir(tmp_path: Path, tiny_model) -> None:
+    from audiox_turbo.eval.bench import time_generation
+    from audiox_turbo.official.pipeline import load_sync_features
+    from audiox_turbo.pipeline import AudioXTurbo
+
+    tiny_model.save_pretrained(tmp_path / "m")
+    pipe = AudioXTurbo.from_pretrained(tmp_path / "m")
+    rows = time_generation(pipe, [(4, 1.0), (2, 6.0)], repeats=1)
+    assert [r.nfe for r in rows] == [4, 4]
+    assert rows[0].duration_s == pytest.approx(pipe.config.duration)
+    with pytest.raises(AudioXError, match="steps must be"):
+        pipe(text="x", steps=0)
+    garbage = tmp_path / "sync.safetensors"
+    garbage.write_bytes(b"\xff" * 64)
+    with pytest.raises(AudioXError, match=r"sync\.safetensors: unreadable"):
+        load_sync_features(garbage)
+    (tmp_path / "m" / "denoiser.safetensors").write_bytes(b"\x00" * 32)
+    with pytest.raises(ModelLoadError, match=r"denoiser\.safetensors: unreadable"):
+        AudioXTurbo.from_pretrained(tmp_path / "m")

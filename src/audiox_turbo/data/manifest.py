@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from audiox_turbo.atomic import atomic_file
 from audiox_turbo.errors import AudioXError
 
 Split = Literal["train", "val", "test"]
@@ -98,14 +98,6 @@ def parse_record(line: str, path: str | os.PathLike[str], lineno: int) -> ClipRe
 
 def write_manifest(path: str | os.PathLike[str], records: Iterable[ClipRecord]) -> None:
     """Write records as JSONL atomically (temp file in the same folder + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            for r in records:
-                f.write(json.dumps(r.model_dump(mode="json"), sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, tmp.open("w") as f:
+        for r in records:
+            f.write(json.dumps(r.model_dump(mode="json"), sort_keys=True) + "\n")

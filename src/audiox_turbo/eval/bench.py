@@ -63,14 +63,17 @@ def _synchronise(device: Any) -> None:
 def time_generation(
     pipe: Any,
     settings: list[tuple[int, float]],
-    duration: float = 10.0,
+    duration: float | None = None,
     repeats: int = 3,
     text: str = "a piano melody in C major at 100 BPM",
     seed: int = 0,
 ) -> list[TimingRow]:
-    """Time one text-to-audio generation of `duration` seconds per (steps, cfg) setting."""
+    """Time one text-to-audio generation of `duration` seconds (default: 10 s, or the model's
+    fixed length) per (steps, cfg) setting."""
     if repeats < 1:
         raise AudioXError(f"--repeats {repeats}: must be >= 1")
+    if duration is None:  # fixed-length models (the official variant) carry their own
+        duration = float(getattr(pipe.config, "duration", 10.0))
     pipe.check_duration(duration)
     rows = []
     for steps, cfg in settings:

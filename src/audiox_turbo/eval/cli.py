@@ -51,7 +51,9 @@ def bench_command(
     model: str = typer.Option("tiny", "--model", "-m", help="Model directory or preset name."),
     steps: list[str] = typer.Option(["4,100"], help="Step counts, e.g. 4,100."),
     cfg: list[str] = typer.Option(["1,4.5"], help="Guidance per step count (1 = student)."),
-    duration: float = typer.Option(10.0, help="Seconds of audio per generation."),
+    duration: float | None = typer.Option(
+        None, help="Seconds of audio per generation (default: 10, or the model's fixed length)."
+    ),
     repeats: int = typer.Option(3, help="Timed runs per setting (after one warm-up)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps"),
     out: Path = typer.Option(Path("bench.json"), "--out", "-o", help="JSON results file."),

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from audiox_turbo.atomic import atomic_file
 from audiox_turbo.errors import AudioXError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aiff", ".aif")
@@ -217,18 +217,9 @@ def _clap(
     return m.clap_score(text, audio)
 
 
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """A temp path in `path`'s folder that replaces `path` when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_output(path: Path) -> AbstractContextManager[Path]:
+    """A temp path (same suffix) in `path`'s folder that replaces `path` when the block succeeds."""
+    return atomic_file(path, suffix=path.suffix)
 
 
 def _fmt(value: Any) -> str:
@@ -277,8 +268,6 @@ def _log_spectrogram(clip: np.ndarray, sample_rate: int) -> np.ndarray:
     n_fft, hop = 512, max(1, sample_rate // 100)
     x = np.pad(clip.astype(np.float64), (n_fft // 2, n_fft // 2))
     count = max(1, 1 + (x.size - n_fft) // hop)
-    if x.size < n_fft:
-        x = np.pad(x, (0, n_fft - x.size))
     idx = np.arange(n_fft)[None, :] + hop * np.arange(count)[:, None]
     power = np.abs(np.fft.rfft(x[idx] * periodic_hann(n_fft), axis=1)) ** 2
     mel = power @ slaney_mel_matrix(sample_rate, n_fft, 64, 0.0, sample_rate / 2)
@@ -344,8 +333,8 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score `gen` against `ref`, write report.json, report.md and plots into `out_dir`, and
-    return the report dictionary. Default metrics: fd, kad, and kl, is when the embedder has
-    a classifier head."""
+    return the report dictionary. Default metrics: fd, kad, and is when the embedder has a
+    classifier head, and kl when some generated clip is named like a reference."""
     from audiox_turbo.atomic import write_json_atomic
     from audiox_turbo.eval.embedders import get_embedder
 
@@ -358,7 +347,12 @@ def evaluate(
         embedder = get_embedder(embedder_name, checkpoint, device)
     if metric_names is None:
         tagger = hasattr(embedder, "embed_and_classify")
-        metric_names = [m for m in DEFAULT_METRICS if tagger or m not in ("kl", "is")]
+        paired = bool(set(gen_set.names) & set(ref_set.names))  # kl compares clips by name
+        metric_names = [
+            m
+            for m in DEFAULT_METRICS
+            if (tagger or m not in ("kl", "is")) and (paired or m != "kl")
+        ]
     clap = None
     if "clap" in metric_names:
         if clap_checkpoint is None and embedder_name != "clap":

@@ -287,7 +287,7 @@ def run_world_benchmark(
     rows.append(summarise("all", scores))
     report = {
         "model": getattr(pipe.config, "name", "?"),
-        "trained": bool(getattr(pipe.config, "trained", False)),
+        "trained": bool(getattr(pipe, "trained", False)),
         "steps": steps,
         "cfg": cfg,
         "seed": seed,

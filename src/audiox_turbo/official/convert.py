@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from audiox_turbo.atomic import atomic_directory
 from audiox_turbo.errors import ModelLoadError
 from audiox_turbo.official.config import OfficialConfig, official_preset
 
@@ -206,13 +205,13 @@ def convert_official(
     from audiox_turbo.official.text import OfficialTextConditioner
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ModelLoadError(f"{out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ModelLoadError(f"{out}: output directory exists and is not empty")
     config = config or official_preset("official")
     state, report = assemble_state(ckpt, vae, config, clip)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_directory(out) as tmp:
         for component, names in COMPONENT_FILES.items():
             strip = len(names) == 1
             part = {
@@ -227,19 +226,4 @@ def convert_official(
             text.tokenizer.save_pretrained(tmp / TEXT_ENCODER_DIR)
             config = replace(config, text_encoder=TEXT_ENCODER_DIR)
         config.save(tmp / "config.json")
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move `new` to `target`, replacing an existing `target` (removed only after the move)."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
-    os.replace(target, old / target.name)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)

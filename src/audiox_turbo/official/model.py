@@ -9,8 +9,6 @@ the T5 encoder and tokenizer (T5 is not part of the released checkpoint).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from audiox_turbo.atomic import atomic_directory, atomic_file
 from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.flow.sampling import ProgressCallback
@@ -43,14 +42,8 @@ def save_safetensors_atomic(state: dict[str, Tensor], path: Path) -> None:
     """Write a safetensors file through a temp file in the same dir + os.replace."""
     from safetensors.torch import save_file
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _as_batch(x: Tensor, item_dims: int, batch: int, what: str) -> Tensor:
@@ -129,16 +122,9 @@ class OfficialAudioXTurbo(nn.Module):
 
     def _save_text_encoder(self, target: Path) -> None:
         assert self.text_encoder is not None
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        try:
+        with atomic_directory(target) as tmp:
             self.text_encoder.encoder.save_pretrained(tmp)
             self.text_encoder.tokenizer.save_pretrained(tmp)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def from_pretrained(
@@ -161,7 +147,11 @@ class OfficialAudioXTurbo(nn.Module):
             if not file.is_file():
                 raise ModelLoadError(f"{file}: component file missing")
             prefix = "" if len(names) > 1 else f"{names[0]}."
-            state.update({prefix + k: v for k, v in load_file(file, device=str(device)).items()})
+            try:
+                part = load_file(file, device=str(device))
+            except Exception as e:
+                raise ModelLoadError(f"{file}: unreadable safetensors ({e})") from None
+            state.update({prefix + k: v for k, v in part.items()})
         try:
             model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as e:

@@ -33,8 +33,11 @@ def load_sync_features(path: str | os.PathLike[str]) -> torch.Tensor:
             if len(tensors) != 1:
                 raise MediaError(f"{path}: expected one tensor, found {sorted(tensors)}")
             return next(iter(tensors.values())).float()
-    except (ValueError, OSError) as e:
-        raise MediaError(f"{path}: unreadable sync features ({e})") from None
+    except Exception as e:  # numpy and safetensors raise their own error types
+        if isinstance(e, MediaError):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MediaError(f"{path}: unreadable sync features ({first})") from None
     raise MediaError(f"{path}: sync features must be .npy or .safetensors")
 
 
@@ -55,6 +58,15 @@ class OfficialPipeline:
 
         torch_dtype = None if dtype in (None, "float32") else parse_dtype(dtype)
         return cls(OfficialAudioXTurbo.from_pretrained(path, resolve_device(device), torch_dtype))
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def check_duration(self, duration: float | None) -> float:
+        """The official length (10.96 s) for None; any other duration is an AudioXError."""
+        self.model.check_duration(duration)
+        return self.config.duration if duration is None else float(duration)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per top-level component (T5 is outside the model, as officially)."""
@@ -108,6 +120,8 @@ class OfficialPipeline:
             raise AudioXError("the official model takes one video and one audio prompt per call")
         if method is not None and method not in METHODS:
             raise AudioXError(f"unknown method {method!r} for the official model: student or euler")
+        if steps is not None and steps < 1:
+            raise AudioXError(f"steps must be >= 1, got {steps}")
         if isinstance(sync_features, (str, os.PathLike)):
             sync_features = load_sync_features(sync_features)
         wav, sr = self.model.generate(
@@ -123,6 +137,7 @@ class OfficialPipeline:
             callback=callback,
             sampler=METHODS[method or "student"],
         )
-        nfe_per_step = 1 if (method or "student") == "student" or cfg in (None, 1.0) else 2
         steps_run = steps if steps is not None else self.config.steps
+        guided = (cfg if cfg is not None else self.config.cfg) != 1.0
+        nfe_per_step = 2 if (method or "student") == "euler" and guided else 1
         return GenerationOutput(wav, sr, steps_run * nfe_per_step, wav.shape[-1] / sr)

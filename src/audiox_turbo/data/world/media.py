@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
+
+from audiox_turbo.atomic import atomic_file
 
 TEMP_SUFFIX = ".part"
 FILE_MODE = 0o644
 
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path next to `path`; on success it replaces `path`, on error it is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    os.close(fd)
-    try:
-        os.chmod(tmp, FILE_MODE)
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_path(path: Path) -> AbstractContextManager[Path]:
+    """A temp path next to `path` (named `*.part`, see `remove_stale_temps`) that replaces it."""
+    return atomic_file(path, suffix=TEMP_SUFFIX)
 
 
 def remove_stale_temps(folder: Path) -> int:
