@@ -288,3 +288,14 @@ def test_cli_command_generates_and_imports_lazily(tmp_path: Path) -> None:
     )
     loaded = set(json.loads(out.stdout))
     assert not loaded & {"numpy", "scipy", "av", "torch", "soundfile"}
+
+
+@pytest.mark.parametrize("sample_rate", [16000, 22050, 44100])
+def test_tempo_estimate_is_unbiased_at_common_rates(sample_rate):
+    from audiox_turbo.data.world.measure import estimate_tempo
+
+    clicks = np.zeros(6 * sample_rate)
+    for k in range(12):
+        start = int(k * 0.5 * sample_rate)
+        clicks[start : start + 200] += np.hanning(200) * np.sin(np.arange(200))
+    assert estimate_tempo(clicks, sample_rate) == pytest.approx(120.0, rel=2e-4)

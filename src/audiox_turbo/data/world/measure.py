@@ -31,7 +31,7 @@ def estimate_tempo(
 ) -> float:
     """Tempo in BPM: the shortest autocorrelation peak of the onset strength (within the BPM
     range) reaching 70% of the highest one, refined on its highest multiple in the clip."""
-    hop_s = 0.004
+    hop_s = round(0.004 * sample_rate) / sample_rate  # the hop onset_strength really uses
     env = onset_strength(audio, sample_rate, hop_s)
     env = env - env.mean()
     n = len(env)
