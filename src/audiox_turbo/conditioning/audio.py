@@ -121,6 +121,4 @@ class AudioPromptConditioner(nn.Module):
         tokens = self.proj(torch.cat([visible, kp], dim=1).transpose(1, 2))
         tokens = self.transformer(tokens, result.mask.index_select(0, index))
         prompt = prompt.index_copy(0, index, torch.cat([lat * kp, kp], dim=1))
-        return ModalityTokens(
-            result.tokens.index_copy(0, index, tokens), result.mask, given
-        ), prompt
+        return result.replace_samples(index, tokens, None, given), prompt

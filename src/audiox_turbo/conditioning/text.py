@@ -234,8 +234,4 @@ class TextConditioner(nn.Module):
         if features is not None:
             cached = (features[0].to(device)[index], features[1].to(device)[index])
         tokens, mask = self.encode([str(texts[i]) for i in index.tolist()], cached)
-        return ModalityTokens(
-            result.tokens.index_copy(0, index, tokens),
-            result.mask.index_copy(0, index, mask),
-            given,
-        )
+        return result.replace_samples(index, tokens, mask, given)

@@ -44,6 +44,18 @@ class ModalityTokens:
         m = self.mask.to(self.tokens.dtype).unsqueeze(-1)
         return (self.tokens * m).sum(1) / m.sum(1).clamp_min(1.0)
 
+    def replace_samples(
+        self,
+        index: torch.Tensor,
+        tokens: torch.Tensor,
+        mask: torch.Tensor | None,
+        present: torch.Tensor,
+    ) -> ModalityTokens:
+        """A copy whose samples `index` get `tokens` (len(index), N, dim) and, when given,
+        `mask` (len(index), N); `present` (B,) becomes the presence flags."""
+        new_mask = self.mask if mask is None else self.mask.index_copy(0, index, mask)
+        return ModalityTokens(self.tokens.index_copy(0, index, tokens), new_mask, present)
+
     @staticmethod
     def cat_batch(items: list[ModalityTokens]) -> ModalityTokens:
         """Concatenate along the batch; token counts must match."""

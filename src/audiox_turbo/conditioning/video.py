@@ -216,7 +216,7 @@ class VideoConditioner(nn.Module):
             return result
         mask = None if frame_mask is None else frame_mask.index_select(0, index)
         tokens = self.encode(frames.index_select(0, index), mask)
-        return self._scatter(result, index, given, tokens, mask)
+        return result.replace_samples(index, tokens, mask, given)
 
     def _from_features(
         self,
@@ -241,19 +241,7 @@ class VideoConditioner(nn.Module):
             return result
         mask = None if frame_mask is None else frame_mask.index_select(0, index)
         tokens = self.encode_features(features.index_select(0, index), mask)
-        return self._scatter(result, index, given, tokens, mask)
-
-    def _scatter(
-        self,
-        result: ModalityTokens,
-        index: torch.Tensor,
-        given: torch.Tensor,
-        tokens: torch.Tensor,
-        mask: torch.Tensor | None,
-    ) -> ModalityTokens:
-        """The given samples' tokens (and frame masks) written into the null-filled result."""
-        token_mask = result.mask if mask is None else result.mask.index_copy(0, index, mask)
-        return ModalityTokens(result.tokens.index_copy(0, index, tokens), token_mask, given)
+        return result.replace_samples(index, tokens, mask, given)
 
     def _given(self, nonzero: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
         """Per-sample presence (B,) bool: non-zero input and, when given, `present`."""
