@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from audiox_turbo.atomic import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill.json"
 BATCH = {"tiny": 4, "demo": 8}
@@ -185,11 +186,7 @@ def write_results(rows: list[dict]) -> None:
         fresh = {(r["kind"], r["preset"]) for r in rows}
         old = json.loads(RESULTS.read_text())["rows"]
         kept = [r for r in old if (r["kind"], r["preset"]) not in fresh]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_name(f".{RESULTS.name}.tmp")
-    data = {"machine": "2-core CPU, torch CPU", "rows": kept + rows}
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, RESULTS)
+    write_json_atomic(RESULTS, {"machine": "2-core CPU, torch CPU", "rows": kept + rows})
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from audiox_turbo.atomic import write_json_atomic
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RESULTS = Path(__file__).resolve().parent / "results" / "train.json"
@@ -156,11 +157,7 @@ def write_rows(rows: list[dict]) -> None:
     if RESULTS.is_file():
         old = json.loads(RESULTS.read_text())["rows"]
         kept = [r for r in old if (r["task"], r["preset"]) not in measured]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_name(f".{RESULTS.name}.tmp")
-    data = {"machine": "2-core CPU, torch CPU", "rows": kept + rows}
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, RESULTS)
+    write_json_atomic(RESULTS, {"machine": "2-core CPU, torch CPU", "rows": kept + rows})
 
 
 if __name__ == "__main__":

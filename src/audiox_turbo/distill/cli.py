@@ -27,7 +27,7 @@ def distill(
     import dataclasses
 
     from audiox_turbo.pipeline import AudioXTurbo
-    from audiox_turbo.train.cli import _clip_dataset, _fit, _is_latent_shards, _latent_dataset
+    from audiox_turbo.train.cli import fit_run, generative_dataset
     from audiox_turbo.train.run_config import load_run_config
     from audiox_turbo.train.student import (
         DistillTask,
@@ -41,10 +41,7 @@ def distill(
     run = dataclasses.replace(
         run, model=str(teacher), train=distill_train_config(run.train, run.distill)
     )
-    if _is_latent_shards(data):
-        dataset, collate = _latent_dataset(run, data, model.config)
-    else:
-        dataset, collate = _clip_dataset(run, data, video=True)
+    dataset, collate = generative_dataset(run, data, model.config)
     task = DistillTask(
         model,
         run.train,
@@ -55,4 +52,4 @@ def distill(
     )
     if not model.trained:
         typer.echo(f"note: teacher {teacher} has untrained (random) weights")
-    _fit(task, run, out, dataset, collate, resume, max_steps, cpu)
+    fit_run(task, run, out, dataset, collate, resume, max_steps, cpu)

@@ -44,7 +44,7 @@ def codec(
         vae=_pretrained(run.model).codec if _is_model_dir(run.model) else None,
         seed=run.train.seed,
     )
-    _fit(task, run, out, dataset, collate, resume, max_steps, cpu)
+    fit_run(task, run, out, dataset, collate, resume, max_steps, cpu)
 
 
 @app.command()
@@ -68,10 +68,7 @@ def teacher(
     codec_model = _pretrained(codec_source).codec if codec_source else None
     if codec_model is None and start is not None:
         codec_model = start.codec
-    if _is_latent_shards(data):
-        dataset, collate = _latent_dataset(run, data, model_config)
-    else:
-        dataset, collate = _clip_dataset(run, data, video=True)
+    dataset, collate = generative_dataset(run, data, model_config)
     task = TeacherTask(
         model_config,
         run.train,
@@ -84,10 +81,10 @@ def teacher(
     )
     if codec_model is None:
         typer.echo("note: no trained codec given (teacher.codec_from); using a random codec")
-    _fit(task, run, out, dataset, collate, resume, max_steps, cpu)
+    fit_run(task, run, out, dataset, collate, resume, max_steps, cpu)
 
 
-def _fit(
+def fit_run(
     task: Any,
     run: Any,
     out: Path,
@@ -162,6 +159,13 @@ def _latent_dataset(run: Any, data: str, model_config: Any) -> tuple[Any, Any]:
         data, crop_frames=frames, seed=run.train.seed, tasks=list(run.teacher.tasks)
     )
     return dataset, collate
+
+
+def generative_dataset(run: Any, data: str, model_config: Any) -> tuple[Any, Any]:
+    """Dataset + collate for teacher/student training: latent shards, or clips with video."""
+    if _is_latent_shards(data):
+        return _latent_dataset(run, data, model_config)
+    return _clip_dataset(run, data, video=True)
 
 
 def _validation_batch(dataset: Any, collate: Any, count: int) -> dict[str, Any] | None:
