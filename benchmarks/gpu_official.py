@@ -3,7 +3,10 @@
 For each dtype: seconds per NFE (denoiser forward, batch 1) and end-to-end 4-step `generate`
 of 10.96 s stereo (T5 + audio-prompt VAE encode + MAF, 4 NFE, VAE decode in float32), timed
 with CUDA events after warm-up, plus the split into conditioning / sampling / decoding and
-peak GPU memory. TF32 is off (the official generation code sets matmul precision "highest").
+peak GPU memory. TF32 is off (the official generation code disables it). With `--cuda-graphs`
+the same model is measured again with the MMDiT replayed through CUDA graphs, then also with
+TF32 convolutions in the float32 VAEs (keys prefixed `graphed_`, `graphed_tf32_`; each with
+its max |diff| from the eager waveform).
 cuDNN benchmark mode is on: with heuristics alone, the first VAE convolutions of a fresh
 process were seen to take a plan with a ~130 GiB workspace and run 5x slower (H200).
 Writes JSON to $OUT/gpu_official.json when OUT is set, else benchmarks/results/.
@@ -15,7 +18,6 @@ Writes JSON to $OUT/gpu_official.json when OUT is set, else benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,7 +29,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from audiox_turbo.atomic import write_json_atomic
 from bench_official import build_random_model
+
+VARIANT_LABELS = {"": "eager", "graphed_": "graph", "graphed_tf32_": "graph+tf32"}
 
 
 def timed(fn: Callable[[], Any], device: str, warmup: int, repeats: int) -> list[float]:
@@ -52,7 +57,9 @@ def timed(fn: Callable[[], Any], device: str, warmup: int, repeats: int) -> list
     return times
 
 
-def measure(preset: str, device: str, dtype: str, warmup: int, repeats: int) -> dict[str, Any]:
+def measure(
+    preset: str, device: str, dtype: str, warmup: int, repeats: int, graphs: bool
+) -> dict[str, Any]:
     """All numbers for one dtype."""
     import torch
 
@@ -71,25 +78,39 @@ def measure(preset: str, device: str, dtype: str, warmup: int, repeats: int) -> 
     x = x.to(model.dtype)
     t = torch.full((1,), 0.75, device=device, dtype=model.dtype)
     prompt = ["a dog barking in the rain"]
+    variants = [("", False, False)]
+    if graphs:  # CUDA-graph replay, then also TF32 convolutions in the two float32 VAEs
+        variants += [("graphed_", True, False), ("graphed_tf32_", True, True)]
+    outputs = {}
     with torch.no_grad():
         cond = model.condition(prompt, None, None, None, g)
         latents = sample_dmd(model.denoiser, x, cond, 4, g)
-        parts = {
-            "nfe_s": lambda: model.denoiser(x, t, cond),
-            "conditioning_s": lambda: model.condition(prompt, None, None, None, g),
-            "sampling_4step_s": lambda: sample_dmd(model.denoiser, x, cond, 4, g),
-            "decode_s": lambda: model.codec.decode(latents.float()),
-            "end_to_end_s": lambda: model.generate(prompt[0], duration=c.duration, seed=0),
-        }
-        for name, fn in parts.items():
-            times = timed(fn, device, warmup, repeats)
-            result[name] = statistics.median(times)
-            result[name[:-2] + "_min_s"] = min(times)
+        for prefix, graphed, tf32 in variants:
+            torch.backends.cudnn.allow_tf32 = tf32
+            model.enable_cuda_graphs(graphed)
+            forward = model.graphed or model.denoiser
+            outputs[prefix] = model.generate(prompt[0], duration=c.duration, seed=0)[0]
+            if device == "cuda":  # the working set, not cuDNN's transient autotuning workspace
+                torch.cuda.reset_peak_memory_stats()
+            parts = {
+                "nfe_s": lambda f=forward: f(x, t, cond),
+                "conditioning_s": lambda: model.condition(prompt, None, None, None, g),
+                "sampling_4step_s": lambda f=forward: sample_dmd(f, x, cond, 4, g),
+                "decode_s": lambda: model.codec.decode(latents.float()),
+                "end_to_end_s": lambda: model.generate(prompt[0], duration=c.duration, seed=0),
+            }
+            for name, fn in parts.items():
+                times = timed(fn, device, warmup, repeats)
+                result[prefix + name] = statistics.median(times)
+                result[prefix + name[:-2] + "_min_s"] = min(times)
             if device == "cuda":
-                result[name[:-2] + "_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+                result[prefix + "peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        for prefix, _, _ in variants[1:]:
+            diff = (outputs[prefix] - outputs[""]).abs().max()
+            result[prefix + "max_abs_diff"] = float(diff)
+        torch.backends.cudnn.allow_tf32 = False
     result["parameters"] = sum(p.numel() for p in model.parameters())
     if device == "cuda":
-        result["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
         result["gpu"] = torch.cuda.get_device_name()
     return result
 
@@ -103,6 +124,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument(
+        "--cuda-graphs", action="store_true", help="also measure with CUDA-graph replay"
+    )
+    parser.add_argument(
         "--no-cudnn-benchmark",
         action="store_true",
         help="use cuDNN heuristics (a fresh process may then pick a huge-workspace VAE conv plan)",
@@ -115,22 +139,31 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
     preset = "official_tiny" if args.tiny else "official"
-    rows = [measure(preset, device, d, args.warmup, args.repeats) for d in args.dtype]
-    print(f"{'dtype':<6}{'NFE ms':>9}{'cond ms':>9}{'4-step ms':>11}{'decode ms':>11}{'e2e ms':>9}")
+    rows = [
+        measure(preset, device, d, args.warmup, args.repeats, args.cuda_graphs) for d in args.dtype
+    ]
+    print(
+        f"{'dtype':<6}{'variant':<12}{'NFE ms':>9}{'cond ms':>9}{'4-step ms':>11}"
+        f"{'decode ms':>11}{'e2e ms':>9}"
+    )
     for r in rows:
-        print(
-            f"{r['dtype']:<6}{r['nfe_s'] * 1e3:>9.1f}{r['conditioning_s'] * 1e3:>9.1f}"
-            f"{r['sampling_4step_s'] * 1e3:>11.1f}{r['decode_s'] * 1e3:>11.1f}"
-            f"{r['end_to_end_s'] * 1e3:>9.1f}"
-        )
+        for prefix, label in VARIANT_LABELS.items():
+            if prefix + "nfe_s" not in r:
+                continue
+            diff = r.get(prefix + "max_abs_diff")
+            print(
+                f"{r['dtype']:<6}{label:<12}{r[prefix + 'nfe_s'] * 1e3:>9.1f}"
+                f"{r[prefix + 'conditioning_s'] * 1e3:>9.1f}"
+                f"{r[prefix + 'sampling_4step_s'] * 1e3:>11.1f}"
+                f"{r[prefix + 'decode_s'] * 1e3:>11.1f}{r[prefix + 'end_to_end_s'] * 1e3:>9.1f}"
+                + (f"   max |diff| vs eager {diff:.2e}" if diff is not None else "")
+            )
     out_dir = (
         Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(__file__).parent / "results"
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ("gpu_official_tiny.json" if args.tiny else "gpu_official.json")
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"torch": torch.__version__, "results": rows}, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, {"torch": torch.__version__, "results": rows})
     print(f"wrote {path}")
 
 

@@ -1,10 +1,12 @@
 """One `base` teacher training step on a GPU: bf16 autocast, fused AdamW, achieved TFLOP/s.
 
 Random weights and random latents (10 s, 44.1 kHz → 216 latent frames), unconditional
-conditions (null text/video/audio). Optional `--compile` times the same step with
-torch.compile after its warm-up. Writes JSON to $OUT/gpu_train_step.json when OUT is set.
+conditions (null text/video/audio). Optional `--compile blocks|full` also times the same step
+with torch.compile after its warm-up: `blocks` compiles each MMDiT block (regional compilation:
+identical blocks share one compiled graph, so compiling is quick), `full` the whole denoiser.
+Writes JSON to $OUT/gpu_train_step.json when OUT is set.
 
-    python benchmarks/gpu_train_step.py --batch 8 --compile
+    python benchmarks/gpu_train_step.py --batch 8 --compile blocks
     python benchmarks/gpu_train_step.py --preset tiny --device cpu --steps 2   # functional check
 """
 
@@ -21,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
-def run(args: argparse.Namespace, compiled: bool) -> dict:
+def run(args: argparse.Namespace, compiled: str | None) -> dict:
     import torch
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
@@ -42,7 +44,10 @@ def run(args: argparse.Namespace, compiled: bool) -> dict:
         cond = conditioner.unconditional(args.batch, frames, args.duration)
     opt = torch.optim.AdamW(denoiser.parameters(), lr=1e-4, fused=device.type == "cuda")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
-    model = torch.compile(denoiser) if compiled else denoiser
+    model = torch.compile(denoiser) if compiled == "full" else denoiser
+    if compiled == "blocks":
+        for block in denoiser.blocks:
+            block.compile()
     x0 = torch.randn(args.batch, config.codec.latent_dim, frames, device=device)
 
     def step() -> float:
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace, compiled: bool) -> dict:
     return {
         "preset": args.preset,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-        "compiled": compiled,
+        "compiled": compiled or "no",
         "batch": args.batch,
         "latent_frames": frames,
         "params": sum(p.numel() for p in denoiser.parameters()),
@@ -102,11 +107,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-bf16", dest="bf16", action="store_false")
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--compile", choices=["blocks", "full"], default=None)
     args = parser.parse_args()
-    rows = [run(args, compiled=False)]
+    rows = [run(args, compiled=None)]
     if args.compile:
-        rows.append(run(args, compiled=True))
+        rows.append(run(args, compiled=args.compile))
     for r in rows:
         print(
             f"{r['preset']} compiled={r['compiled']} batch {r['batch']}: "

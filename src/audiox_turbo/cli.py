@@ -104,6 +104,9 @@ def generate(
     sync_features: str | None = typer.Option(
         None, help="Synchformer features (.npy/.safetensors) for the official model."
     ),
+    cuda_graphs: bool = typer.Option(
+        False, "--cuda-graphs", help="Replay the denoiser as CUDA graphs (CUDA only; faster)."
+    ),
 ) -> None:
     """Generate audio from text, a video and/or an audio clip."""
     from pathlib import Path
@@ -123,6 +126,8 @@ def generate(
     pipe = _load_model(model, preset_name, device, dtype)
     if sync_features and getattr(pipe.config, "variant", "native") != "official":
         raise AudioXError("--sync-features only applies to official-variant models")
+    if cuda_graphs:
+        pipe.enable_cuda_graphs()
     if not pipe.trained:
         typer.echo(
             f"notice: model '{pipe.config.name}' has untrained (random) weights: expect noise",

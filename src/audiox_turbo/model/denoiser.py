@@ -22,10 +22,14 @@ if TYPE_CHECKING:
 
 
 def video_frame_index(
-    frames: int, latent_rate: float, video_frames: int, fps: float
+    frames: int,
+    latent_rate: float,
+    video_frames: int,
+    fps: float,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Index of the video frame on screen at each latent frame's centre: (frames,) long."""
-    centre = (torch.arange(frames, dtype=torch.float64) + 0.5) / latent_rate
+    centre = (torch.arange(frames, dtype=torch.float64, device=device) + 0.5) / latent_rate
     return (centre * fps).floor().long().clamp_(0, video_frames - 1)
 
 
@@ -102,11 +106,9 @@ class Denoiser(nn.Module):
         h = h + self.audio_in(cond.audio.tokens.to(dtype))
         global_c = self.time_embed(t) + self.pooled_in(cond.pooled.to(dtype))
         on_screen = video_frame_index(
-            frames, self.latent_rate, video.tokens.shape[1], self.video_fps
+            frames, self.latent_rate, video.tokens.shape[1], self.video_fps, x.device
         )
-        frame_c = global_c.unsqueeze(1) + self.sync_in(
-            video.tokens[:, on_screen.to(x.device)].to(dtype)
-        )
+        frame_c = global_c.unsqueeze(1) + self.sync_in(video.tokens[:, on_screen].to(dtype))
         cos, sin = self.rotary(frames, video.tokens.shape[1], text.tokens.shape[1], x.device)
         latent_mask = (
             torch.ones(b, frames, dtype=torch.bool, device=x.device) if x_mask is None else x_mask

@@ -20,6 +20,7 @@ from audiox_turbo.atomic import atomic_directory, atomic_file
 from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.flow.sampling import ProgressCallback
+from audiox_turbo.model.graphs import GraphedForward
 from audiox_turbo.official.audio_prompt import OfficialAudioPromptConditioner
 from audiox_turbo.official.config import VARIANT, OfficialConfig
 from audiox_turbo.official.fusion import OfficialFusion
@@ -79,6 +80,7 @@ class OfficialAudioXTurbo(nn.Module):
         self.audio_prompt = OfficialAudioPromptConditioner(config)
         self.codec = OobleckVAE(config.codec)
         self.text_encoder = text_encoder
+        self.graphed: GraphedForward | None = None
         self.eval()
 
     @property
@@ -88,6 +90,13 @@ class OfficialAudioXTurbo(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.denoiser.transformer.project_in.weight.dtype
+
+    def enable_cuda_graphs(self, enabled: bool = True) -> OfficialAudioXTurbo:
+        """Replay the MMDiT through CUDA graphs during `generate` (CUDA only)."""
+        if enabled and self.device.type != "cuda":
+            raise AudioXError(f"CUDA graphs need a CUDA device; this model is on {self.device}")
+        self.graphed = GraphedForward(self.denoiser) if enabled else None
+        return self
 
     def cast(self, dtype: torch.dtype) -> OfficialAudioXTurbo:
         """Cast everything but the two VAEs, which stay float32 (the official decodes in fp32)."""
@@ -268,10 +277,11 @@ class OfficialAudioXTurbo(nn.Module):
             device=self.device,
         ).to(self.dtype)
         cond = self.condition(prompts, video_frames, sync_features, audio, generator)
+        denoiser = self.graphed or self.denoiser
         if sampler == "dmd":
-            latents = sample_dmd(self.denoiser, noise, cond, steps, generator, callback)
+            latents = sample_dmd(denoiser, noise, cond, steps, generator, callback)
         else:
-            latents = sample_euler_cfg(self.denoiser, noise, cond, steps, cfg, scale_phi, callback)
+            latents = sample_euler_cfg(denoiser, noise, cond, steps, cfg, scale_phi, callback)
         wav = self.codec.decode(latents.float())
         if duration is not None:
             wav = wav[..., : round(duration * c.codec.sample_rate)]

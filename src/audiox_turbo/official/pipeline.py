@@ -63,6 +63,11 @@ class OfficialPipeline:
     def device(self) -> torch.device:
         return self.model.device
 
+    def enable_cuda_graphs(self, enabled: bool = True) -> OfficialPipeline:
+        """Replay the MMDiT through CUDA graphs during generation (CUDA only)."""
+        self.model.enable_cuda_graphs(enabled)
+        return self
+
     def check_duration(self, duration: float | None) -> float:
         """The official length (10.96 s) for None; any other duration is an AudioXError."""
         self.model.check_duration(duration)

@@ -19,11 +19,14 @@ from audiox_turbo.flow.sampling import (
     student_timesteps,
     teacher_timesteps,
 )
+from audiox_turbo.model.graphs import GraphedForward
 from audiox_turbo.official.mmdit import OfficialMMDiT
+
+VelocityNetwork = OfficialMMDiT | GraphedForward
 
 
 def official_velocity(
-    denoiser: OfficialMMDiT, cond: Tensor, cfg_scale: float = 1.0, scale_phi: float = 0.0
+    denoiser: VelocityNetwork, cond: Tensor, cfg_scale: float = 1.0, scale_phi: float = 0.0
 ) -> VelocityFn:
     """v(x_t (B,C,L), t (B,)) of the official MMDiT for a fixed fused condition (B,384,D)."""
 
@@ -34,7 +37,7 @@ def official_velocity(
 
 
 def sample_dmd(
-    denoiser: OfficialMMDiT,
+    denoiser: VelocityNetwork,
     noise: Tensor,
     cond: Tensor,
     steps: int = 4,
@@ -50,7 +53,7 @@ def sample_dmd(
 
 
 def sample_euler_cfg(
-    denoiser: OfficialMMDiT,
+    denoiser: VelocityNetwork,
     noise: Tensor,
     cond: Tensor,
     steps: int,

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every GPU check of the open issues in one device call, most important first; each stage has
+# its own time limit so a slow one cannot cost the others. Logs and JSON go to $OUT.
+#   bash benchmarks/gpu_checks.sh
+set -u
+export PYTHONPATH="$PWD/src" PYTHONUNBUFFERED=1
+OUT="${OUT:-benchmarks/results}"
+mkdir -p "$OUT"
+{
+  nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv
+  python -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
+} 2>&1 | tee "$OUT/machine.log"
+timeout 230 python benchmarks/bench_generate.py --presets base --device cuda --dtype bfloat16 \
+  --cuda-graphs --out "$OUT/generate.json" 2>&1 | tee "$OUT/generate.log"
+timeout 170 python benchmarks/gpu_official.py --dtype bf16 --cuda-graphs --warmup 2 --repeats 5 \
+  2>&1 | tee "$OUT/official.log"
+timeout 100 python -m pytest -m gpu -q --continue-on-collection-errors tests/test_graphs.py \
+  tests/test_fusion.py tests/test_conditioning.py 2>&1 | tee "$OUT/tests.log"
+timeout 260 python benchmarks/gpu_train_step.py --batch 8 --compile blocks 2>&1 \
+  | tee "$OUT/train.log"
