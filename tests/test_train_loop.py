@@ -1,4 +1,5 @@
-"""The generic training engine on a toy task: EMA, schedules, checkpoints, resume, DDP on gloo.
+"""The generic training engine on a toy task: EMA, schedules, checkpoints, resume, DDP and FSDP
+on gloo.
 
 Also a script (`python tests/test_train_loop.py RUN_DIR --max-steps N`) so the kill/resume and
 two-process tests can launch it the way users launch training.
@@ -77,6 +78,38 @@ class ToyTask(Task):
         noise = self.noise * torch.randn(batch["y"].shape, generator=ctx.generator)
         pred = ctx.modules["net"](batch["x"].to(ctx.device))
         return {"loss": ((pred - batch["y"] - noise) ** 2).mean()}
+
+
+class SplitToyTask(Task):
+    """The toy regressor as two networks (`body`, `head`) under one optimiser, with no dropout
+    or noise, so that runs on different process counts see the same data. Its export writes
+    the (EMA) weights and their predictions on five inputs."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Linear(6, 16), nn.Tanh())
+        self.head = nn.Linear(16, 3)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"body": self.body, "head": self.head}
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        return {"net": OptimizerSpec(("body", "head"))}
+
+    def ema_modules(self) -> list[str]:
+        return ["body", "head"]
+
+    def training_step(self, batch, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
+        pred = ctx.modules["head"](ctx.modules["body"](batch["x"].to(ctx.device)))
+        return {"loss": ((pred - batch["y"].to(ctx.device)) ** 2).mean()}
+
+    def export(self, directory: Path, ctx: StepContext) -> None:
+        body, head = ctx.unwrapped("body"), ctx.unwrapped("head")
+        tensors = {f"body.{k}": v for k, v in body.state_dict().items()}
+        tensors |= {f"head.{k}": v for k, v in head.state_dict().items()}
+        tensors["prediction"] = head(body(ToyDataset().x[:5].to(ctx.device)))
+        directory.mkdir(parents=True, exist_ok=True)
+        ckpt.save_tensors(directory / "export.safetensors", tensors)
 
 
 def toy_config(**overrides) -> TrainConfig:
@@ -357,29 +390,134 @@ def test_two_gloo_processes_stay_in_sync_on_different_samples(tmp_path):
     assert not seen0 & seen1
 
 
-@pytest.mark.gpu
-def test_fsdp_resume_restores_sharded_optimizer_state(tmp_path):
-    """Two FSDP processes: a run resumed from a checkpoint continues like an uninterrupted one.
+FSDP_STEPS = 14
+SPLIT_NETS = ("body", "head")
 
-    Accelerate only enables FSDP on accelerators (not MULTI_CPU), hence the GPU mark.
-    """
-    if torch.cuda.device_count() < 2:
-        pytest.skip("needs two GPUs for FSDP")
+
+def launch_fsdp_scenario(root: Path, processes: int, gpu: bool, orig_params: bool) -> None:
+    """Run `_fsdp_scenario` under torchrun with FSDP asked for as `accelerate launch` does."""
     launcher = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    env = dict(script_env(), ACCELERATE_USE_FSDP="true", FSDP_USE_ORIG_PARAMS="true")
+    assert launcher is not None
+    env = dict(script_env(), ACCELERATE_USE_FSDP="true", FSDP_USE_ORIG_PARAMS=str(orig_params))
+    port = str(29600 + os.getpid() % 1000)
+    cmd = [launcher, "--nproc_per_node", str(processes), "--master_port", port, str(HERE)]
+    cmd += [str(root), "--max-steps", str(FSDP_STEPS), "--fsdp-scenario"]
+    subprocess.run([*cmd, *(["--gpu"] if gpu else [])], check=True, env=env, timeout=300)
 
-    def launch(run: Path, steps: int, *extra: str) -> None:
-        port = str(29600 + os.getpid() % 1000)
-        cmd = [launcher, "--nproc_per_node", "2", "--master_port", port, str(HERE), str(run)]
-        cmd += ["--max-steps", str(steps), "--gpu", *extra]
-        subprocess.run(cmd, check=True, env=env, timeout=300)
 
-    launch(tmp_path / "full", 14)
-    launch(tmp_path / "cut", 7)
-    launch(tmp_path / "cut", 14, "--resume")
-    full, cut = read_losses(tmp_path / "full"), read_losses(tmp_path / "cut")
-    assert [s for s, _ in cut] == [s for s, _ in full]
-    assert [loss for _, loss in cut] == pytest.approx([loss for _, loss in full], rel=1e-5)
+def checkpoint_tensors(run: Path) -> dict[str, torch.Tensor]:
+    """Models, EMA and the export of a run's newest checkpoint, keyed by file/tensor."""
+    latest = ckpt.latest_checkpoint(run / "checkpoints")
+    files = [latest / f"{kind}/{n}.safetensors" for kind in ("models", "ema") for n in SPLIT_NETS]
+    files.append(run / "model" / "export.safetensors")
+    return {
+        f"{path.parent.name}/{path.stem}/{k}": v
+        for path in files
+        for k, v in ckpt.load_tensors(path).items()
+    }
+
+
+def assert_resume_matches_uninterrupted(root: Path, exact: bool) -> None:
+    full, cut = read_losses(root / "full"), read_losses(root / "cut")
+    assert [s for s, _ in cut] == [s for s, _ in full] == list(range(1, FSDP_STEPS + 1))
+    tolerance = {"atol": 0.0, "rtol": 0.0} if exact else {"atol": 1e-6, "rtol": 1e-5}
+    torch.testing.assert_close([v for _, v in cut], [v for _, v in full], **tolerance)
+    a, b = checkpoint_tensors(root / "full"), checkpoint_tensors(root / "cut")
+    assert a.keys() == b.keys()
+    torch.testing.assert_close(b, a, **tolerance)
+
+
+def assert_matches_single_process(root: Path, processes: int, run: Path) -> None:
+    """The FSDP run's weights, EMA, export and gradient norms equal those of one process
+    training on the same global batches (batch_size x processes)."""
+    cfg = toy_config(batch_size=4 * processes, log_every=0)
+    Trainer(SplitToyTask(), cfg, run, ToyDataset(), progress=False, cpu=True).fit(FSDP_STEPS)
+    sharded, single = checkpoint_tensors(root / "full"), checkpoint_tensors(run)
+    assert sharded.keys() == single.keys()
+    for key in single:
+        torch.testing.assert_close(sharded[key].cpu(), single[key], atol=2e-6, rtol=1e-5)
+    for key in [k for k in sharded if k.startswith("ema/")]:
+        _, name, tensor = key.split("/")
+        if tensor == "__updates__":
+            assert int(sharded[key]) == FSDP_STEPS
+            continue
+        ema, weight = sharded[key].cpu(), sharded[f"models/{name}/{tensor}"].cpu()
+        assert not torch.allclose(ema, weight, atol=1e-4), f"{key}: EMA should lag the weights"
+        assert torch.equal(sharded[f"model/export/{name}.{tensor}"].cpu(), ema)
+    rows = [
+        json.loads(line) for line in (root / "full/logs/metrics.jsonl").read_text().splitlines()
+    ]
+    ref = [json.loads(line) for line in (run / "logs/metrics.jsonl").read_text().splitlines()]
+    norms = [r["grad_norm/net"] for r in rows]
+    assert norms == pytest.approx([r["grad_norm/net"] for r in ref], rel=1e-5)
+    assert max(norms) > cfg.grad_clip, "the clipping bound should be active on some steps"
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["orig_params", "flat_params"])
+def cpu_fsdp_runs(request, tmp_path_factory) -> Path:
+    """The FSDP scenario on two gloo processes, with FSDP_USE_ORIG_PARAMS true and false."""
+    root = tmp_path_factory.mktemp("fsdp")
+    launch_fsdp_scenario(root, processes=2, gpu=False, orig_params=request.param)
+    return root
+
+
+def test_fsdp_on_two_gloo_processes_really_shards(cpu_fsdp_runs):
+    reports = [json.loads((cpu_fsdp_runs / f"rank-{r}.json").read_text()) for r in range(2)]
+    for name, net in SplitToyTask().modules().items():
+        total = sum(p.numel() for p in net.parameters())
+        local = [report[name] for report in reports]
+        assert max(local) < total <= sum(local) <= total + len(local), (name, local, total)
+    latest = ckpt.latest_checkpoint(cpu_fsdp_runs / "full" / "checkpoints")
+    assert ckpt.read_manifest(latest)["sharded"] is True
+
+
+def test_fsdp_resume_restores_sharded_optimizer_and_ema_state(cpu_fsdp_runs):
+    """A run stopped at step 7 and resumed by a fresh Trainer equals an uninterrupted one,
+    bitwise: losses, weights, EMA and the EMA export."""
+    assert_resume_matches_uninterrupted(cpu_fsdp_runs, exact=True)
+
+
+def test_fsdp_ema_weights_and_export_equal_a_single_process_run(cpu_fsdp_runs, tmp_path):
+    assert_matches_single_process(cpu_fsdp_runs, 2, tmp_path / "single")
+
+
+def test_resuming_across_the_fsdp_switch_is_a_user_error(tmp_path):
+    Trainer(SplitToyTask(), toy_config(max_steps=2), tmp_path, ToyDataset(), cpu=True).fit()
+    path = ckpt.latest_checkpoint(tmp_path / "checkpoints")
+    manifest = json.loads((path / ckpt.MANIFEST).read_text())
+    (path / ckpt.MANIFEST).write_text(json.dumps({**manifest, "sharded": True}))
+    trainer = Trainer(SplitToyTask(), toy_config(), tmp_path, ToyDataset(), cpu=True)
+    with pytest.raises(AudioXError, match="written with FSDP, resumed without FSDP") as info:
+        trainer.load_latest()
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+@pytest.mark.gpu
+def test_fsdp_through_accelerate_on_gpus(tmp_path):
+    """Accelerate's own FSDP path (accelerators only): one or two GPUs, same checks as on CPU."""
+    processes = min(torch.cuda.device_count(), 2)
+    if processes == 0:
+        pytest.skip("needs a GPU")
+    launch_fsdp_scenario(tmp_path / "fsdp", processes, gpu=True, orig_params=True)
+    assert_resume_matches_uninterrupted(tmp_path / "fsdp", exact=False)
+    assert_matches_single_process(tmp_path / "fsdp", processes, tmp_path / "single")
+
+
+def _fsdp_scenario(root: Path, steps: int, gpu: bool) -> None:
+    """An uninterrupted `full` run, and a `cut` run stopped halfway then resumed by a fresh
+    Trainer; each rank reports how many parameters of each network it holds."""
+    for run, stop, resume in (
+        ("full", steps, False),
+        ("cut", steps // 2, False),
+        ("cut", steps, True),
+    ):
+        cfg = toy_config(log_every=0)
+        trainer = Trainer(
+            SplitToyTask(), cfg, root / run, ToyDataset(), progress=False, cpu=not gpu
+        )
+        trainer.fit(max_steps=stop, resume=resume)
+    local = {n: sum(p.numel() for p in trainer.modules[n].parameters()) for n in SPLIT_NETS}
+    Path(root, f"rank-{trainer.rank}.json").write_text(json.dumps(local))
 
 
 def _main() -> None:
@@ -390,7 +528,11 @@ def _main() -> None:
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--fsdp-scenario", action="store_true")
     args = parser.parse_args()
+    if args.fsdp_scenario:
+        _fsdp_scenario(Path(args.run), args.max_steps, args.gpu)
+        return
     task = ToyTask(sleep=args.sleep)
     trainer = Trainer(task, toy_config(), args.run, ToyDataset(), progress=False, cpu=not args.gpu)
     trainer.fit(max_steps=args.max_steps, resume=args.resume)

@@ -1,9 +1,10 @@
 """Atomic training checkpoints: a staging folder renamed into place, keep the last K.
 
-Layout of `checkpoints/step-XXXXXXXX/`: `trainer.json` (step and data position, written last
-into the staging folder), `models/NAME.safetensors`, `ema/NAME.safetensors`,
-`optim/NAME.pt` (optimiser + scheduler state), `task.pt`, `rng/rank-R.pt`. A folder only
-becomes visible under its final name by `os.replace`, so a reader never sees a partial one.
+Layout of `checkpoints/step-XXXXXXXX/`: `trainer.json` (step, world size, whether the run was
+FSDP-sharded, per-rank data positions; written last into the staging folder),
+`models/NAME.safetensors`, `ema/NAME.safetensors` (full, unsharded state dicts also under
+FSDP), `optim/NAME.pt` (optimiser + scheduler state), `task.pt`, `rng/rank-R.pt`. A folder
+only becomes visible under its final name by `os.replace`, so a reader never sees a partial one.
 """
 
 from __future__ import annotations
@@ -131,15 +132,19 @@ def load_object(path: Path) -> Any:
 
 
 def read_manifest(checkpoint: Path) -> dict[str, Any]:
-    """The `trainer.json` of a checkpoint folder: step, world_size and per-rank positions."""
+    """The `trainer.json` of a checkpoint folder: step, world_size, sharded (FSDP; False when
+    absent, as in checkpoints written before the field existed) and per-rank positions."""
     path = checkpoint / MANIFEST
     try:
         manifest = json.loads(path.read_text())
         step, world = int(manifest["step"]), int(manifest["world_size"])
+        sharded = manifest.get("sharded", False)
+        if not isinstance(sharded, bool):
+            raise TypeError(f"sharded must be true or false, got {sharded!r}")
         positions = [[int(epoch), int(batch)] for epoch, batch in manifest["positions"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise AudioXError(f"{path}: cannot read checkpoint ({_one_line(e)})") from None
-    return {"step": step, "world_size": world, "positions": positions}
+    return {"step": step, "world_size": world, "sharded": sharded, "positions": positions}
 
 
 def _one_line(error: Exception) -> str:

@@ -1,8 +1,14 @@
-"""Exponential moving average of a module's parameters, kept in float32, with warm-up."""
+"""Exponential moving average of a module's parameters, kept in float32, with warm-up.
+
+On an FSDP-wrapped module the average covers the parameter shards this process holds (plus
+its replicated buffers): every process keeps the EMA of its own shard, which is exact because
+the average is elementwise. The training loop gathers the full average when it needs it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -45,6 +51,13 @@ class EMA:
         for name, t in _averaged_tensors(module):
             t.copy_(self.shadow[name].to(t.dtype))
 
+    @torch.no_grad()
+    def assign_from(self, module: nn.Module, updates: int) -> None:
+        """Take the current values of `module` as the average reached after `updates` updates."""
+        for name, t in _averaged_tensors(module):
+            self.shadow[name].copy_(t.detach())
+        self.updates = updates
+
     @contextlib.contextmanager
     def applied(self, module: nn.Module) -> Iterator[nn.Module]:
         """Temporarily swap the averaged weights into `module`; restores the originals after."""
@@ -77,7 +90,18 @@ class EMA:
 
 
 def _averaged_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """Floating-point parameters and buffers of `module`, by state-dict name."""
-    for name, t in module.state_dict(keep_vars=True).items():
+    """Floating-point parameters and buffers of `module` as this process holds them, by name.
+
+    A plain module yields its state-dict entries. An FSDP module yields its local parameter
+    shards (flat, possibly empty) and buffers, without calling `state_dict()`, which would
+    gather the full state (a collective).
+    """
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    if isinstance(module, FullyShardedDataParallel):
+        named = itertools.chain(module.named_parameters(), module.named_buffers())
+    else:
+        named = iter(module.state_dict(keep_vars=True).items())
+    for name, t in named:
         if torch.is_floating_point(t):
             yield name, t

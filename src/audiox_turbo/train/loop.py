@@ -26,11 +26,20 @@ Task protocol (subclass `Task`, override what you need):
   weights applied; return scalars and `AudioSample`s (written to `samples/` and TensorBoard).
 - `export(directory, ctx)`: write a loadable model folder at the end of training.
 - `state_dict()` / `load_state_dict()`: any extra task state to checkpoint.
+
+FSDP. `ACCELERATE_USE_FSDP=true` (as set by `accelerate launch --use_fsdp`) shards the trained
+networks with FSDP (version 1, settings from the `FSDP_*` environment). Accelerate 1.15 only
+enables FSDP on accelerators; on the CPU (`cpu=True` under torchrun, gloo) the engine wraps the
+networks itself with the same plugin settings, so the sharded code paths run in CPU tests.
+Under FSDP every process keeps the EMA of its own parameter shards; checkpoints, validation
+and export gather full state dicts (EMA applied on every process before the gather), and the
+main process runs `validate`/`samples`/`export` on unsharded copies of the trained networks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -90,10 +99,17 @@ class StepContext:
     device: torch.device
     accelerator: Any
     ema: dict[str, EMA] = field(default_factory=dict)
+    sharded: bool = False
 
     def unwrapped(self, name: str) -> nn.Module:
         """The bare network `name` (without DDP/FSDP wrapper)."""
         return self.accelerator.unwrap_model(self.modules[name])
+
+    def borrowed(self, name: str) -> nn.Module:
+        """Network `name` for a phase that does not train it (e.g. the fake score inside the
+        generator step): the FSDP module, which gathers its shards, else the bare network (no
+        DDP gradient hooks)."""
+        return self.modules[name] if self.sharded else self.unwrapped(name)
 
 
 class Task:
@@ -284,6 +300,11 @@ class Trainer:
         )
         acc = self.accelerator
         self.rank, self.world = acc.process_index, acc.num_processes
+        self.fsdp_on_cpu = _fsdp_requested_on_cpu(acc)
+        if self.fsdp_on_cpu and config.precision != "fp32":
+            raise AudioXError(
+                f"precision {config.precision!r} with FSDP on the CPU is not supported; use fp32"
+            )
         self.run_config = run_config
         if acc.is_main_process:
             for d in (self.paths.checkpoints, self.paths.logs, self.paths.samples):
@@ -304,7 +325,10 @@ class Trainer:
         if unknown:
             raise ValueError(f"optimizer specs name unknown modules {unknown}")
         names = sorted(set(trained))
-        wrapped = {n: acc.prepare_model(modules[n]) for n in names}
+        self.replicas: dict[str, nn.Module] = {}
+        if self.sharded and acc.is_main_process:
+            self.replicas = {n: copy.deepcopy(modules[n]) for n in names}
+        wrapped = {n: self._wrap(modules[n]) for n in names}
         self.modules: dict[str, nn.Module] = {}
         for name, module in modules.items():
             if name in wrapped:
@@ -336,11 +360,42 @@ class Trainer:
             )
             self.clip[name] = cfg.grad_clip if spec.grad_clip is None else spec.grad_clip
         self.ema = {
-            n: EMA(acc.unwrap_model(self.modules[n]), cfg.ema_decay, cfg.ema_warmup)
+            n: EMA(self._ema_target(n), cfg.ema_decay, cfg.ema_warmup)
             for n in self.task.ema_modules()
         }
         self.generator = torch.Generator(device=acc.device)
         self.generator.manual_seed(cfg.seed * 7919 + self.rank + 1)
+
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        """`module` prepared for training: by Accelerate, or sharded here for FSDP on the CPU
+        with the sharding settings of Accelerate's plugin (strategy, wrap policy, prefetch,
+        use_orig_params, sync_module_states; read from the FSDP_* environment)."""
+        if not self.fsdp_on_cpu:
+            return self.accelerator.prepare_model(module)
+        from accelerate.utils import FullyShardedDataParallelPlugin
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        plugin = FullyShardedDataParallelPlugin()
+        if plugin.fsdp_version != 1:
+            raise AudioXError(f"FSDP on the CPU needs FSDP_VERSION=1, got {plugin.fsdp_version}")
+        plugin.set_auto_wrap_policy(module)
+        return FullyShardedDataParallel(
+            module,
+            sharding_strategy=plugin.sharding_strategy,
+            auto_wrap_policy=plugin.auto_wrap_policy,
+            backward_prefetch=plugin.backward_prefetch,
+            forward_prefetch=plugin.forward_prefetch,
+            limit_all_gathers=plugin.limit_all_gathers,
+            use_orig_params=plugin.use_orig_params,
+            sync_module_states=plugin.sync_module_states,
+            device_id=torch.device("cpu"),
+        )
+
+    def _ema_target(self, name: str) -> nn.Module:
+        """What the EMA of `name` averages: the FSDP module (its local shards) or the network."""
+        if self.sharded:
+            return self.modules[name]
+        return self.accelerator.unwrap_model(self.modules[name])
 
     def context(self) -> StepContext:
         """The step context for the current step."""
@@ -351,6 +406,7 @@ class Trainer:
             device=self.accelerator.device,
             accelerator=self.accelerator,
             ema=self.ema,
+            sharded=self.sharded,
         )
 
     def fit(self, max_steps: int | None = None, resume: bool = False) -> TrainResult:
@@ -430,7 +486,10 @@ class Trainer:
                     acc.backward(losses["loss"] / len(micro))
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(micro)
-            if self.clip[phase] > 0:
+            if self.sharded:
+                bound = self.clip[phase] if self.clip[phase] > 0 else math.inf
+                norm = self._clip_sharded(phase, bound)
+            elif self.clip[phase] > 0:
                 norm = acc.clip_grad_norm_(self.params[phase], self.clip[phase])
             else:
                 norm = _grad_norm(self.params[phase])
@@ -444,12 +503,30 @@ class Trainer:
             logged[f"lr/{phase}"] = self.schedulers[phase].get_last_lr()[0]
         for name, ema in self.ema.items():
             if name in updated:
-                ema.update(acc.unwrap_model(self.modules[name]))
+                ema.update(self._ema_target(name))
         elapsed = time.perf_counter() - t0
         window.add(elapsed, t_data, samples * self.world, frames * self.world)
         logged["perf/step_s"] = elapsed
         logged["perf/data_s"] = t_data
         return logged
+
+    def _clip_sharded(self, phase: str, max_norm: float) -> torch.Tensor:
+        """Clip the FSDP gradients of `phase` to a global norm (collective); returns the norm.
+
+        One network: its own `clip_grad_norm_`, as Accelerate does. Several: their norms
+        (each measured by FSDP across shards, with an infinite bound) combine into one, and
+        every gradient is scaled by the common factor, as `torch.nn.utils.clip_grad_norm_`.
+        """
+        self.accelerator.unscale_gradients()
+        networks = [self.modules[m] for m in self.specs[phase].modules]
+        if len(networks) == 1:
+            return networks[0].clip_grad_norm_(max_norm)
+        norm = torch.stack([n.clip_grad_norm_(math.inf) for n in networks]).norm()
+        scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        for p in self.params[phase]:
+            if p.grad is not None:
+                p.grad.mul_(scale.to(p.grad.device))
+        return norm
 
     @contextlib.contextmanager
     def _no_sync(self, names: tuple[str, ...], skip_sync: bool) -> Iterator[None]:
@@ -533,7 +610,8 @@ class Trainer:
             ckpt.prepare_staging(root, self.step)
         acc.wait_for_everyone()
         stage = ckpt.staging_dir(root, self.step)
-        states = {n: acc.get_state_dict(self.modules[n]) for n in self._trained_names()}
+        states = {n: self._model_state(n) for n in self._trained_names()}
+        ema_states = {n: self._ema_state(n) for n in self.ema}
         optim_states = {n: self._optimizer_state(n) for n in self.optimizers}
         ckpt.save_object(
             stage / "rng" / f"rank-{self.rank}.pt", ckpt.capture_rng({"task": self.generator})
@@ -541,8 +619,8 @@ class Trainer:
         if acc.is_main_process:
             for name, state in states.items():
                 ckpt.save_tensors(stage / "models" / f"{name}.safetensors", state)
-            for name, ema in self.ema.items():
-                ckpt.save_tensors(stage / "ema" / f"{name}.safetensors", ema.state_dict())
+            for name, state in ema_states.items():
+                ckpt.save_tensors(stage / "ema" / f"{name}.safetensors", state)
             for name, state in optim_states.items():
                 ckpt.save_object(
                     stage / "optim" / f"{name}.pt",
@@ -558,6 +636,7 @@ class Trainer:
             manifest = {
                 "step": self.step,
                 "world_size": self.world,
+                "sharded": self.sharded,
                 "positions": self._gather_positions(),
             }
             write_json_atomic(stage / ckpt.MANIFEST, manifest)
@@ -573,7 +652,46 @@ class Trainer:
         """Whether trained networks are FSDP-sharded (parameters and optimiser state)."""
         from accelerate.utils import DistributedType
 
-        return self.accelerator.distributed_type == DistributedType.FSDP
+        return self.fsdp_on_cpu or self.accelerator.distributed_type == DistributedType.FSDP
+
+    def _full_state_options(self) -> Any:
+        """`StateDictOptions` for full (unsharded) FSDP state dicts.
+
+        On accelerators the full state is offloaded to the CPU of the main process only. On
+        the CPU every process gathers it instead: FSDP1's offload moves the unsharded
+        parameters "to the CPU" and then frees the storage they already live in (torch 2.13),
+        so the gathered tensors would point at freed memory.
+        """
+        from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+        offload = self.accelerator.device.type != "cpu"
+        return StateDictOptions(full_state_dict=True, cpu_offload=offload)
+
+    def _model_state(self, name: str) -> dict[str, torch.Tensor]:
+        """Full state dict of trained network `name` (collective under FSDP)."""
+        if not self.sharded:
+            return self.accelerator.get_state_dict(self.modules[name])
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(self.modules[name], options=self._full_state_options())
+
+    def _averaged_model_state(self, name: str) -> dict[str, torch.Tensor]:
+        """Full state dict of FSDP network `name` with its EMA applied (collective).
+
+        Every process swaps its shard of the average into the network, the full state is
+        gathered, and the training weights are swapped back.
+        """
+        with self.ema[name].applied(self.modules[name]):
+            return self._model_state(name)
+
+    def _ema_state(self, name: str) -> dict[str, torch.Tensor]:
+        """`EMA.state_dict()` of `name`; gathered in full under FSDP (collective)."""
+        ema = self.ema[name]
+        if not (self.sharded and name in self._trained_names()):
+            return ema.state_dict()
+        state = self._averaged_model_state(name)
+        averaged = {k: v for k, v in state.items() if torch.is_floating_point(v)}
+        return {**averaged, "__updates__": torch.tensor(ema.updates, dtype=torch.int64)}
 
     def _optimizer_owner(self, name: str) -> nn.Module:
         """The wrapped networks optimiser `name` updates, behind one module (for FQN keys)."""
@@ -589,12 +707,9 @@ class Trainer:
         opt = self.optimizers[name].optimizer
         if not self.sharded:
             return opt.state_dict()
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            get_optimizer_state_dict,
-        )
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        options = self._full_state_options()
         return get_optimizer_state_dict(self._optimizer_owner(name), opt, options=options)
 
     def _load_optimizer_state(self, name: str, state: dict[str, Any]) -> None:
@@ -621,6 +736,27 @@ class Trainer:
         options = StateDictOptions(full_state_dict=True, strict=True)
         set_model_state_dict(self.modules[name], state, options=options)
 
+    def _load_sharded_ema(
+        self,
+        name: str,
+        model_state: dict[str, torch.Tensor],
+        ema_state: dict[str, torch.Tensor],
+        checkpoint: Path,
+    ) -> None:
+        """Reshard a full EMA state of FSDP network `name`: load it into the network (the
+        averaged entries over the model state) and take every process's shards as its EMA."""
+        expected = {k for k, v in model_state.items() if torch.is_floating_point(v)}
+        expected.add("__updates__")
+        if set(ema_state) != expected:
+            missing, extra = sorted(expected - set(ema_state)), sorted(set(ema_state) - expected)
+            raise AudioXError(
+                f"{checkpoint / 'ema' / name}.safetensors: EMA state mismatch: "
+                f"missing {missing[:3]}, unexpected {extra[:3]}"
+            )
+        averaged = {k: v for k, v in ema_state.items() if k != "__updates__"}
+        self._load_model_state(name, {**model_state, **averaged})
+        self.ema[name].assign_from(self.modules[name], int(ema_state["__updates__"]))
+
     def _gather_positions(self) -> list[list[int]]:
         pos = torch.tensor([self.position.epoch, self.position.batch], dtype=torch.int64)
         gathered = self.accelerator.gather(pos.to(self.accelerator.device)).cpu().view(-1, 2)
@@ -642,10 +778,23 @@ class Trainer:
             raise AudioXError(
                 f"{path}: written by {manifest['world_size']} processes, resumed with {self.world}"
             )
-        for name in self._trained_names():
-            self._load_model_state(name, ckpt.load_tensors(path / "models" / f"{name}.safetensors"))
-        for name, ema in self.ema.items():
-            ema.load_state_dict(ckpt.load_tensors(path / "ema" / f"{name}.safetensors"))
+        if manifest["sharded"] != self.sharded:
+            layouts = {True: "with FSDP", False: "without FSDP"}
+            raise AudioXError(
+                f"{path}: written {layouts[manifest['sharded']]}, resumed {layouts[self.sharded]}"
+            )
+        trained = self._trained_names()
+        ema_states = {n: ckpt.load_tensors(path / "ema" / f"{n}.safetensors") for n in self.ema}
+        for name in trained:
+            state = ckpt.load_tensors(path / "models" / f"{name}.safetensors")
+            if self.sharded and name in ema_states:
+                self._load_sharded_ema(name, state, ema_states.pop(name), path)
+            self._load_model_state(name, state)
+        for name, state in ema_states.items():
+            try:
+                self.ema[name].load_state_dict(state)
+            except ValueError as e:
+                raise AudioXError(f"{path / 'ema' / name}.safetensors: {e}") from None
         for name in self.optimizers:
             state = ckpt.load_object(path / "optim" / f"{name}.pt")
             self._load_optimizer_state(name, state["optimizer"])
@@ -666,35 +815,58 @@ class Trainer:
 
     def validate_and_sample(self) -> dict[str, float]:
         """Run the task's validation and sample hooks on the main process with EMA weights."""
-        acc = self.accelerator
         results: dict[str, float] = {}
-        if acc.is_main_process:
-            ctx = self.context()
-            with contextlib.ExitStack() as stack:
-                for name, ema in self.ema.items():
-                    stack.enter_context(ema.applied(ctx.unwrapped(name)))
-                was_training = {n: m.training for n, m in self.modules.items()}
-                for m in self.modules.values():
+        with self._ema_context() as ctx:
+            if ctx is not None:
+                was_training = {n: m.training for n, m in ctx.modules.items()}
+                for m in ctx.modules.values():
                     m.eval()
                 with torch.no_grad():
                     results = self.task.validate(ctx)
                     clips = self.task.samples(ctx)
-                for n, m in self.modules.items():
+                for n, m in ctx.modules.items():
                     m.train(was_training[n])
-            self._write_validation(results, clips)
-        acc.wait_for_everyone()
+                self._write_validation(results, clips)
+        self.accelerator.wait_for_everyone()
         return results
 
     def export(self) -> None:
         """Export the final (EMA) model folder to `run/model` on the main process."""
-        acc = self.accelerator
-        if acc.is_main_process:
-            ctx = self.context()
-            with contextlib.ExitStack() as stack:
-                for name, ema in self.ema.items():
-                    stack.enter_context(ema.applied(ctx.unwrapped(name)))
+        with self._ema_context() as ctx:
+            if ctx is not None:
                 self.task.export(self.paths.export, ctx)
-        acc.wait_for_everyone()
+        self.accelerator.wait_for_everyone()
+
+    @contextlib.contextmanager
+    def _ema_context(self) -> Iterator[StepContext | None]:
+        """The step context with EMA weights for the main process's hooks; None elsewhere.
+
+        Collective under FSDP: every process applies its EMA shards and the full state of
+        each trained network is gathered into an unsharded copy (on the main process only),
+        which the context carries instead of the FSDP module.
+        """
+        acc = self.accelerator
+        full: dict[str, dict[str, torch.Tensor]] = {}
+        if self.sharded:
+            for name in self._trained_names():
+                gather = self._averaged_model_state if name in self.ema else self._model_state
+                full[name] = gather(name)
+        if not acc.is_main_process:
+            yield None
+            return
+        ctx = self.context()
+        with contextlib.ExitStack() as stack:
+            if full:
+                ctx.modules = dict(ctx.modules)
+                for name, state in full.items():
+                    replica = self.replicas[name]
+                    replica.load_state_dict(state, strict=True)
+                    ctx.modules[name] = replica.to(acc.device)
+                    stack.callback(replica.to, "cpu")
+            for name, ema in self.ema.items():
+                if name not in full:
+                    stack.enter_context(ema.applied(ctx.unwrapped(name)))
+            yield ctx
 
     def _trained_names(self) -> list[str]:
         return sorted({n for s in self.specs.values() for n in s.modules})
@@ -812,6 +984,15 @@ def spectrogram_image(audio: torch.Tensor, n_fft: int = 512) -> torch.Tensor:
     db = 20 * torch.log10(spec.clamp_min(1e-5))
     level = ((db - (db.max() - 80)) / 80).clamp(0, 1).flip(0)
     return torch.stack([level, level**0.5 * 0.9, 0.4 * (1 - level)]).clamp(0, 1)
+
+
+def _fsdp_requested_on_cpu(accelerator: Any) -> bool:
+    """Whether FSDP was asked for (`ACCELERATE_USE_FSDP`) in a multi-process CPU run, which
+    Accelerate runs as plain MULTI_CPU (it enables FSDP on accelerators only)."""
+    from accelerate.utils import DistributedType, parse_flag_from_env
+
+    multi_cpu = accelerator.distributed_type == DistributedType.MULTI_CPU
+    return multi_cpu and parse_flag_from_env("ACCELERATE_USE_FSDP")
 
 
 def _grad_norm(params: list[nn.Parameter]) -> torch.Tensor:

@@ -301,7 +301,7 @@ class DistillTask(Task):
         )
         x0 = x0_from_velocity(torch.cat(xs), torch.cat(ts), v)
         x_fake = x0[:n]
-        fake = ctx.unwrapped("fake_score")
+        fake = ctx.borrowed("fake_score")
         fake_velocity = partial(fake, cond=b.cond, x_mask=b.mask)
         dmd = distribution_matching_loss(
             x_fake,
@@ -318,7 +318,7 @@ class DistillTask(Task):
             t_gan = sample_gan_timesteps(n, s.gan_max_t, ctx.generator, ctx.device)
             logits = discriminator_logits(
                 features,
-                ctx.unwrapped("discriminator"),
+                ctx.borrowed("discriminator"),
                 x_fake,
                 t_gan,
                 _randn_like(x_fake, ctx),
