@@ -133,6 +133,25 @@ def test_generate_shape_determinism_and_rng_order(tiny_model, tiny_config) -> No
     torch.testing.assert_close(raw, expected)
 
 
+def test_silent_audio_prompt_uses_a_cached_posterior_equal_to_encoding(tiny_config) -> None:
+    from audiox_turbo.official.audio_prompt import OfficialAudioPromptConditioner
+
+    conditioner = OfficialAudioPromptConditioner(tiny_config).eval()
+    randomize_(conditioner, seed=11)
+    silence = torch.zeros(2, tiny_config.codec.audio_channels, tiny_config.prompt_samples)
+
+    def tokens(silent: bool) -> Tensor:
+        with torch.no_grad():
+            return conditioner(silence, torch.Generator().manual_seed(4), silent=silent)
+
+    encoded = tokens(False)
+    assert torch.equal(tokens(True), encoded)
+    assert torch.equal(tokens(True), encoded)  # from the cache
+    randomize_(conditioner.codec, seed=12)  # new encoder weights invalidate the cache
+    assert torch.equal(tokens(True), tokens(False))
+    assert not torch.equal(tokens(True), encoded)
+
+
 def test_generate_with_video_sync_and_audio(tiny_model, tiny_config) -> None:
     g = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (7, 3, 48, 40), generator=g, dtype=torch.uint8)

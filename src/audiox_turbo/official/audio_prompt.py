@@ -8,6 +8,8 @@ maps the 215 latent frames to 128 tokens before `proj_out` widens 64 channels to
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -36,6 +38,7 @@ class OfficialAudioPromptConditioner(nn.Module):
         self.codec = OobleckVAE(config.codec)
         self.proj_out = nn.Linear(config.codec.latent_dim, config.cond_dim)
         self.proj_features_128 = nn.Linear(config.prompt_latent_frames, config.cond_tokens)
+        self._silence: tuple[Hashable, Tensor, Tensor] | None = None
 
     def mask_span(self, wav: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Zero one random contiguous span of int(N·U[min,max)) samples per item (B,C,N)."""
@@ -53,23 +56,44 @@ class OfficialAudioPromptConditioner(nn.Module):
             wav[i, :, start : start + length] = 0
         return wav
 
-    def encode(self, wav: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def posterior(self, item: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder mean and std (1,64,floor(N/ds)) of one waveform (1,C,N)."""
+        mean, scale = self.codec.encoder(item).chunk(2, dim=1)
+        return mean, F.softplus(scale) + _STD_FLOOR
+
+    def silence_posterior(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """`posterior` of silence shaped like one item (1,C,N); cached until the encoder's
+        weights change (the no-audio prompt encodes the same silence on every call)."""
+        weights = tuple((id(p), p._version) for p in self.codec.encoder.parameters())
+        key = (tuple(like.shape), like.device, like.dtype, weights)
+        if self._silence is None or self._silence[0] != key:
+            self._silence = (key, *self.posterior(torch.zeros_like(like)))
+        return self._silence[1], self._silence[2]
+
+    def encode(
+        self, wav: Tensor, generator: torch.Generator | None = None, silent: bool = False
+    ) -> Tensor:
         """(B,C,N) -> sampled latents (B,64,floor(N/ds)), one item at a time as the official.
 
-        The encoder sees the waveform unpadded (the official floors the frame count).
+        The encoder sees the waveform unpadded (the official floors the frame count). With
+        `silent` the waveform is known to be all zeros and the cached silence posterior is used.
         """
         latents = []
         for item in wav.split(1):
-            mean, scale = self.codec.encoder(item).chunk(2, dim=1)
-            std = F.softplus(scale) + _STD_FLOOR
+            mean, std = self.silence_posterior(item) if silent else self.posterior(item)
             noise = torch.randn(
                 mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
             )
             latents.append(mean + std * noise)
         return torch.cat(latents)
 
-    def forward(self, wav: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """(B,C,N) -> (B,128,D): mask, sampled VAE encode, time projection, channel projection."""
+    def forward(
+        self, wav: Tensor, generator: torch.Generator | None = None, silent: bool = False
+    ) -> Tensor:
+        """(B,C,N) -> (B,128,D): mask, sampled VAE encode, time projection, channel projection.
+
+        `silent`: wav is all zeros (no audio prompt); the random draws are made all the same.
+        """
         wav = self.mask_span(match_channels(wav, self.channels), generator)
-        latents = self.encode(wav, generator).to(self.proj_features_128.weight.dtype)
+        latents = self.encode(wav, generator, silent).to(self.proj_features_128.weight.dtype)
         return self.proj_out(self.proj_features_128(latents).transpose(1, 2))

@@ -226,7 +226,7 @@ class OfficialAudioXTurbo(nn.Module):
             wav = torch.zeros(b, c.codec.audio_channels, c.prompt_samples, device=device)
         else:
             wav = fit_prompt(_as_batch(audio, 2, b, "audio prompt").float(), c.prompt_samples)
-        audio_tokens = self.audio_prompt(wav.to(device), generator)
+        audio_tokens = self.audio_prompt(wav.to(device), generator, silent=audio is None)
         return self.fusion(text, video.to(self.dtype), audio_tokens)
 
     @torch.no_grad()
