@@ -169,6 +169,39 @@ def test_reconstruction_losses_vanish_on_identical_signals():
         multi_resolution_stft_loss(wav[..., :16], wav[..., :16], (512,))
 
 
+def reference_stft_loss(pred, target, fft_sizes, eps):
+    """Float64 NumPy multi-resolution STFT loss from its definition (Yamamoto et al. 2020):
+    per resolution ‖|S|−|Ŝ|‖_F/‖|S|‖_F + mean|log(|S|+eps) − log(|Ŝ|+eps)|, averaged; centred
+    frames (reflect padding), periodic Hann window of n_fft, hop n_fft/4."""
+    import numpy as np
+
+    def magnitude(x, n_fft):
+        hop = n_fft // 4
+        x = np.pad(x.reshape(-1, x.shape[-1]), ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
+        starts = np.arange(0, x.shape[-1] - n_fft + 1, hop)
+        frames = np.stack([x[:, s : s + n_fft] for s in starts], axis=-1)
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+        return np.abs(np.fft.rfft(frames * window[:, None], axis=1))
+
+    terms = []
+    for n_fft in fft_sizes:
+        p, t = magnitude(pred, n_fft), magnitude(target, n_fft)
+        convergence = np.linalg.norm(t - p) / np.linalg.norm(t)
+        terms.append(convergence + np.abs(np.log(t + eps) - np.log(p + eps)).mean())
+    return float(np.mean(terms))
+
+
+def test_stft_loss_matches_its_float64_definition():
+    g = torch.Generator().manual_seed(0)
+    target = 0.3 * torch.randn(2, 1, 1024, generator=g)
+    pred = target + 0.05 * torch.randn(2, 1, 1024, generator=g)
+    sizes = (512, 128, 32)
+    for eps in (1e-5, 1e-2):
+        expected = reference_stft_loss(pred.double().numpy(), target.double().numpy(), sizes, eps)
+        got = float(multi_resolution_stft_loss(pred, target, sizes, eps=eps))
+        assert got == pytest.approx(expected, rel=1e-4)
+
+
 def test_adversarial_losses_closed_form():
     real, fake = [torch.tensor([2.0, 0.5])], [torch.tensor([-2.0, 0.0])]
     assert float(hinge_discriminator_loss(real, fake)) == pytest.approx(0.25 + 0.5)
@@ -198,6 +231,7 @@ def test_prompt_keep_marks_whole_given_frames():
 
 
 def test_codec_one_batch_overfits(tmp_path):
+    """The production loss terms and weights (STFT + 0.1 L1 + 1e-4 KL) fall >= 2x."""
     task = no_export(CodecTask(TINY, codec_settings()))
     cfg = overfit_config(60, 1e-2)
     Trainer(task, cfg, tmp_path, ToneDataset(), collate, progress=False, cpu=True).fit()
@@ -209,11 +243,13 @@ def test_codec_one_batch_overfits(tmp_path):
 def test_codec_architecture_overfits_one_batch_tenfold(tmp_path):
     """The tiny codec memorises one batch: waveform reconstruction loss falls >= 10x.
 
-    Measured with the reconstruction term that can reach zero on pure tones (waveform L1, no
-    KL, no adversary). The production loss cannot show 10x on this batch whatever the
-    architecture: the STFT terms ignore phase (a non-convex target for 1024-sample tones)
-    and the log-magnitude L1 of a pure tone is dominated by bins ~70 dB below the peak, so a
-    reconstruction at 40 dB SNR still leaves it near its starting value (it plateaus ~4-5x).
+    Measured with waveform L1 alone (no STFT, no KL, no adversary). The production loss is not
+    asserted at 10x because no CPU-budget run does so reliably. It is phase-blind and its log
+    term weights every bin alike: on these tones ~80% of STFT bins lie > 60 dB below the
+    peak, so even a 40 dB-SNR reconstruction scores ~1.6 (log floor 1e-3), half of silence
+    (tones plateau ~3-4x in 150-600 steps). On dense spectra (damped-resonance knocks)
+    it can fall 10-19x in 300 steps, but chaotically: one seed fell 13x, or 2x after a
+    float-level change of the batch; 1000 steps (80 s) gave 17x.
     """
     settings = codec_settings(stft_weight=0.0, kl_weight=0.0, l1_weight=1.0)
     task = no_export(CodecTask(TINY, settings))
