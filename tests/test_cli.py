@@ -159,6 +159,7 @@ def _bad_inputs(tmp_path):
         "missing_weights",
         "mismatched_weights",
         "bad_span",
+        "cuda_graphs_on_cpu",
     ],
 )
 def test_bad_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, case):
@@ -185,6 +186,7 @@ def test_bad_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, case):
         "missing_weights": [*base, "--text", "x", "--duration", "1"],
         "mismatched_weights": [*base, "--text", "x", "--duration", "1"],
         "bad_span": [*base, "--audio", str(text_wav), "--audio-mode", "inpaint", "--span", "x"],
+        "cuda_graphs_on_cpu": [*base, "--text", "x", "--device", "cpu", "--cuda-graphs"],
     }[case]
     code, _, err = run_cli(monkeypatch, capsys, *args)
     lines = [line for line in err.strip().splitlines() if not line.startswith("notice:")]
@@ -198,6 +200,7 @@ def test_bad_input_is_one_line_exit_2(monkeypatch, capsys, tmp_path, case):
         "empty_wav": "empty.wav",
         "missing_weights": "denoiser.safetensors",
         "mismatched_weights": "safetensors",
+        "cuda_graphs_on_cpu": "CUDA graphs need a CUDA device",
     }
     if case in named:
         assert named[case] in lines[0]
