@@ -2,7 +2,19 @@
 
 The toy (teacher, distillation loop, closed-form energy distance) lives in `toy_distill.py`.
 Scores are unbiased energy distances to the true mixture with its side exact, so a perfect
-model scores 0 ± the noise of its own n = 4000 samples (measured ±0.0008).
+model scores 0 ± the noise of its own samples: |score| ≤ NOISE_FLOOR at n = EVAL_SAMPLES.
+
+The issue's criteria are asserted literally: student at 4 NFE ≤ 1.5x the teacher at 100 NFE
+and ≤ 0.5x the teacher at 4 NFE (CFG off), every mode ≥ 5% of student samples. A ratio to the
+teacher only means something when the teacher's own distance is well above the noise floor; a
+fully trained toy teacher is exact within that noise (0 ± 0.0008), so the teacher here is
+deliberately under-trained (TEACHER_STEPS) and scores 0.016-0.038 over seeds 0-4, 10x or more
+above the floor (asserted). DMD targets the teacher's distribution, so a good student lands
+near the teacher's distance (ratio ≈ 1; measured 0.63-1.43 over seeds 0-4).
+
+"GAN on does not get worse" runs only in the slow sweep: a GAN-on distillation costs ~2.5x a
+plain one (the critic also runs the fake score and the head on real + student batches), which
+does not fit the CI budget next to the plain run.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from toy_distill import (
     energy_distance_to_mixture,
     generate,
     mean_distance_to_mixture,
+    mean_pairwise_distance,
     mixture_self_distance,
     mode_fractions,
     rice_mean,
@@ -28,13 +41,16 @@ from toy_distill import (
     train_teacher,
 )
 
-SEED = 2
-TEACHER_STEPS = 1500
-EVAL_SAMPLES = 4000
+SEED = 1
+TEACHER_STEPS = 500
+EVAL_SAMPLES = 8000
+EVAL_SEEDS = (1, 2)
+# Largest |score| of true-mixture samples at n = EVAL_SAMPLES over seeds 0-7 was 0.0012.
+NOISE_FLOOR = 0.0015
 GAN_SETTINGS = DistillSettings(gan_weight=0.003, gan_critic_weight=0.01)
-# Two independent n = 4000 sample sets of one student differ by up to 0.006 (5 seeds), so a
-# GAN-on student counts as "not worse" when within that evaluation noise of the plain one.
-EVAL_NOISE = 0.006
+# Two n = 8000 sample sets of one student differed by up to 0.0031 (6 students), so a GAN-on
+# student counts as "not worse" when it is within that evaluation noise of the plain one.
+EVAL_NOISE = 0.003
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +67,25 @@ def teacher(single_thread: None) -> ToyVelocityNet:
     return train_teacher(SEED, steps=TEACHER_STEPS)
 
 
+@pytest.fixture(scope="module")
+def teacher_scores(teacher: ToyVelocityNet) -> dict[str, float]:
+    return score_teacher(teacher)
+
+
+@pytest.fixture(scope="module")
+def plain_student(teacher: ToyVelocityNet) -> tuple[float, torch.Tensor]:
+    return distil_and_score(teacher, DistillSettings(), SEED)
+
+
 def score(samples: list[torch.Tensor]) -> float:
     """Mean exact-mixture energy distance over independent sample sets."""
     return sum(energy_distance_to_mixture(x) for x in samples) / len(samples)
 
 
-def teacher_scores(teacher: ToyVelocityNet) -> dict[str, float]:
+def score_teacher(teacher: ToyVelocityNet) -> dict[str, float]:
     """Energy distances of the teacher's Euler samples (CFG off) at 100 and 4 NFE."""
     return {
-        steps: score([generate(teacher, "euler", int(steps), EVAL_SAMPLES, s) for s in (1, 2)])
+        steps: score([generate(teacher, "euler", int(steps), EVAL_SAMPLES, s) for s in EVAL_SEEDS])
         for steps in ("100", "4")
     }
 
@@ -74,8 +100,17 @@ def distil_and_score(
     assert all(torch.equal(before[k], after[k]) for k in before), "teacher weights changed"
     critic, generator = TwoTimescaleSchedule(settings.critic_updates).counts(settings.iterations)
     assert counts == {"critic": critic, "generator": generator}
-    samples = [generate(student, "student", 4, EVAL_SAMPLES, s) for s in (1, 2)]
+    samples = [generate(student, "student", 4, EVAL_SAMPLES, s) for s in EVAL_SEEDS]
     return score(samples), mode_fractions(torch.cat(samples))
+
+
+def assert_issue_criteria(
+    student: float, fractions: torch.Tensor, teacher_scores: dict[str, float]
+) -> None:
+    """Issue 5: ≤ 1.5x teacher@100, ≤ 0.5x teacher@4, every mode ≥ 5% of samples."""
+    assert student <= 1.5 * teacher_scores["100"], (student, teacher_scores)
+    assert student <= 0.5 * teacher_scores["4"], (student, teacher_scores)
+    assert fractions.min() >= 0.05, fractions
 
 
 def test_rice_mean_limits() -> None:
@@ -96,40 +131,48 @@ def test_closed_form_mixture_terms_match_monte_carlo(single_thread: None) -> Non
     assert mixture_self_distance() == pytest.approx(float(pairs), abs=0.02)
 
 
-def test_energy_distance_of_true_samples_is_near_zero() -> None:
+def test_chunked_pairwise_distance_matches_dense() -> None:
+    x = torch.randn(300, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    dense = float(torch.cdist(x, x).sum()) / (300 * 299)
+    assert mean_pairwise_distance(x, chunk=64) == pytest.approx(dense, rel=1e-12)
+
+
+def test_energy_distance_of_true_samples_is_within_noise_floor(single_thread: None) -> None:
     scores = [
-        energy_distance_to_mixture(sample_mixture(2000, torch.Generator().manual_seed(s))[0])
-        for s in range(4)
+        energy_distance_to_mixture(
+            sample_mixture(EVAL_SAMPLES, torch.Generator().manual_seed(s))[0]
+        )
+        for s in range(2)
     ]
-    assert abs(sum(scores) / 4) < 0.002, scores
+    assert max(abs(s) for s in scores) <= NOISE_FLOOR, scores
     shifted = sample_mixture(2000, torch.Generator().manual_seed(0))[0] + 0.5
     assert energy_distance_to_mixture(shifted) > 0.1
 
 
-def test_four_step_student_matches_teacher(teacher: ToyVelocityNet) -> None:
-    scores = teacher_scores(teacher)
-    student, fractions = distil_and_score(teacher, DistillSettings(), SEED)
-    assert student <= 0.5 * scores["4"], (student, scores)
-    # Not the issue's 1.5x: the toy teacher is exact within the estimator's noise (its
-    # distance is 0 ± 0.0008), so a ratio to it is undefined; the student's excess over it is
-    # bounded instead (measured 0.0006 to 0.0050 over seeds 0-4, SEED = 2 scored 0.0021).
-    assert student - scores["100"] <= 0.01, (student, scores)
-    assert fractions.min() >= 0.05, fractions
+def test_teacher_error_is_well_above_noise_floor(teacher_scores: dict[str, float]) -> None:
+    assert teacher_scores["100"] >= 10 * NOISE_FLOOR, teacher_scores
+    assert teacher_scores["4"] > teacher_scores["100"], teacher_scores
+
+
+def test_four_step_student_meets_issue_criteria(
+    plain_student: tuple[float, torch.Tensor], teacher_scores: dict[str, float]
+) -> None:
+    assert_issue_criteria(*plain_student, teacher_scores)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
-def test_student_over_seeds_and_gan_term_does_not_make_it_worse(seed: int) -> None:
+def test_issue_criteria_over_seeds_with_and_without_gan(seed: int) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         teacher = train_teacher(seed, steps=TEACHER_STEPS)
-        scores = teacher_scores(teacher)
+        scores = score_teacher(teacher)
         plain, fractions = distil_and_score(teacher, DistillSettings(), seed)
         with_gan, gan_fractions = distil_and_score(teacher, GAN_SETTINGS, seed)
     finally:
         torch.set_num_threads(threads)
-    assert plain <= 0.5 * scores["4"], (plain, scores)
-    assert plain - scores["100"] <= 0.01, (plain, scores)
-    assert min(fractions.min(), gan_fractions.min()) >= 0.05, (fractions, gan_fractions)
+    assert scores["100"] >= 10 * NOISE_FLOOR, scores
+    assert_issue_criteria(plain, fractions, scores)
+    assert_issue_criteria(with_gan, gan_fractions, scores)
     assert with_gan <= plain + EVAL_NOISE, (with_gan, plain)

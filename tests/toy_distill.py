@@ -5,6 +5,11 @@ opposite modes (so a conditional sample is still bimodal and mode collapse is ob
 a learned null class for CFG. The teacher is trained by flow matching; student and fake score
 start from it; the teacher is frozen. Quality is the energy distance to the true mixture, with
 the mixture's side in closed form (so only the model's own samples add estimator noise).
+
+Distillation defaults: 5 critic updates per generator update and generator lr 3e-4 (with 2
+and 1e-3 the student scored 0.03-0.04 against its teacher's 0.021: the fake score lagged). The
+discriminator reads one 32-wide branch on the last layer: its 1-D convolutions over a single
+token dominate the CPU cost of the GAN-on run.
 """
 
 from __future__ import annotations
@@ -84,16 +89,20 @@ def mixture_self_distance() -> float:
     return float(rice_mean(torch.cdist(centres, centres), math.sqrt(2) * SIGMA).mean())
 
 
+def mean_pairwise_distance(x: Tensor, chunk: int = 2048) -> float:
+    """mean_{i≠j}|x_i − x_j| for x (n, d), float64, in row blocks of `chunk` to bound memory."""
+    x = x.double()
+    total = sum(float(torch.cdist(block, x).sum()) for block in x.split(chunk))
+    return total / (len(x) * (len(x) - 1))
+
+
 def energy_distance_to_mixture(x: Tensor) -> float:
     """Unbiased energy distance between samples x (n, 2) and the true mixture.
 
     2·mean_i E_Y|x_i − Y| − mean_{i≠j}|x_i − x_j| − E|Y − Y'|, the mixture terms exact.
     """
-    x = x.double()
-    n = len(x)
-    self_term = torch.cdist(x, x).sum() / (n * (n - 1))
-    cross_term = mean_distance_to_mixture(x).mean()
-    return float(2 * cross_term - self_term) - mixture_self_distance()
+    cross_term = float(mean_distance_to_mixture(x).mean())
+    return 2 * cross_term - mean_pairwise_distance(x) - mixture_self_distance()
 
 
 def mode_fractions(x: Tensor) -> Tensor:
@@ -153,11 +162,11 @@ def train_teacher(
 
 @dataclass(frozen=True)
 class DistillSettings:
-    iterations: int = 2000
+    iterations: int = 5000
     batch: int = 512
-    critic_updates: int = 2
+    critic_updates: int = 5
     teacher_cfg: float = 1.0
-    generator_lr: float = 1e-3
+    generator_lr: float = 3e-4
     critic_lr: float = 1e-3
     dmd_t_min: float = 0.02
     dmd_t_max: float = 0.98
@@ -177,7 +186,7 @@ def distil(
     student, fake, ema = (copy.deepcopy(teacher) for _ in range(3))
     student.requires_grad_(True).train()
     fake.requires_grad_(True).train()
-    head = DiscriminatorHead(teacher.hidden, layers=(-1, -2), hidden=64)
+    head = DiscriminatorHead(teacher.hidden, layers=(-1,), hidden=32)
     gen_opt = torch.optim.Adam(student.parameters(), lr=settings.generator_lr)
     critic_opt = torch.optim.Adam([*fake.parameters(), *head.parameters()], lr=settings.critic_lr)
     schedule = TwoTimescaleSchedule(settings.critic_updates)
@@ -207,14 +216,14 @@ def distil(
         )
         if use_gan:
             x_real, real_labels = sample_mixture(b, g)
-            t_gan = sample_gan_timesteps(b, settings.gan_max_t, g)
-            real_features = bind_features(fake, real_labels)
-            logits_real = discriminator_logits(
-                real_features, head, x_real, t_gan, torch.randn(b, 2, generator=g)
-            )
-            logits_fake = discriminator_logits(
-                bind_features(fake, labels), head, x_fake, t_gan, torch.randn(b, 2, generator=g)
-            )
+            t_gan = sample_gan_timesteps(b, settings.gan_max_t, g).repeat(2)
+            logits_real, logits_fake = discriminator_logits(
+                bind_features(fake, torch.cat([real_labels, labels])),
+                head,
+                torch.cat([x_real, x_fake]),
+                t_gan,
+                torch.randn(2 * b, 2, generator=g),
+            ).chunk(2)
             critic_loss = critic_loss + settings.gan_critic_weight * gan_discriminator_loss(
                 logits_real, logits_fake
             )
