@@ -183,3 +183,8 @@ def test_cuda_graph_generation_equals_eager():
     pipe.enable_cuda_graphs(False)
     reference = pipe(text="rain", duration=2.0, seed=3, method="euler", steps=3, cfg=3.0).waveforms
     torch.testing.assert_close(guided, reference, rtol=0, atol=1e-5)
+    pipe.enable_cuda_graphs()
+    pipe.to("cpu")  # graphs cannot follow the model off the GPU
+    assert pipe.graphed is None
+    cpu = pipe(text="rain", duration=2.0, seed=3, method="student", steps=4).waveforms
+    assert cpu.shape == eager.shape and torch.isfinite(cpu).all()

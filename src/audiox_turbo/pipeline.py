@@ -227,8 +227,8 @@ class AudioXTurbo:
         self.codec.to(self.device)
         self.conditioner.to(self.device, self.dtype)
         self.denoiser.to(self.device, self.dtype)
-        if self.graphed is not None:
-            self.graphed = GraphedForward(self.denoiser)
+        if self.graphed is not None:  # graphs hold the old device's buffers: capture anew
+            self.graphed = GraphedForward(self.denoiser) if self.device.type == "cuda" else None
         return self
 
     def enable_cuda_graphs(self, enabled: bool = True) -> AudioXTurbo:

@@ -277,7 +277,7 @@ class OfficialAudioXTurbo(nn.Module):
             device=self.device,
         ).to(self.dtype)
         cond = self.condition(prompts, video_frames, sync_features, audio, generator)
-        denoiser = self.graphed or self.denoiser
+        denoiser = self.graphed if self.graphed is not None and noise.is_cuda else self.denoiser
         if sampler == "dmd":
             latents = sample_dmd(denoiser, noise, cond, steps, generator, callback)
         else:
