@@ -279,6 +279,28 @@ def test_discriminator_logits_pass_gradient_to_samples() -> None:
     assert logits.shape == (3,) and x0.grad is not None and x0.grad.abs().sum() > 0
 
 
+def test_discriminator_kernel_one_is_a_per_token_map() -> None:
+    torch.manual_seed(0)
+    head = DiscriminatorHead(6, hidden=8, kernel_size=1)
+    features = [torch.randn(2, 5, 6)]
+    shuffled = [features[0][:, torch.randperm(5)]]
+    torch.testing.assert_close(head(shuffled), head(features))
+    single = [torch.randn(4, 1, 6)]
+    wide = DiscriminatorHead(6, hidden=8, kernel_size=3)
+    with torch.no_grad():
+        for narrow_branch, wide_branch in zip(head.branches, wide.branches, strict=True):
+            wide_branch.load_state_dict(
+                narrow_branch.state_dict()
+                | {
+                    name: F.pad(narrow_branch.get_parameter(name), (1, 1))
+                    for name in ("conv1.weight", "conv2.weight")
+                }
+            )
+    torch.testing.assert_close(wide(single), head(single))
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        DiscriminatorHead(6, kernel_size=2)
+
+
 def test_gan_losses_closed_forms() -> None:
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.5])
     assert gan_generator_loss(fake, "hinge").item() == pytest.approx(0.75)

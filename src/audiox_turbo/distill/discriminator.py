@@ -20,13 +20,20 @@ GAN_LOSSES = ("hinge", "nonsaturating")
 
 
 class FeatureBranch(nn.Module):
-    """One layer's features (B, tokens, dim) -> logit (B,): norm, two masked 1-D convs, mean."""
+    """One layer's features (B, tokens, dim) -> logit (B,): norm, two masked 1-D convs, mean.
 
-    def __init__(self, feature_dim: int, hidden: int) -> None:
+    `kernel_size` (odd) spans neighbouring tokens; 1 makes the convs per-token linear maps,
+    the cheap choice for single-token features (a wider kernel only sees zero padding there).
+    """
+
+    def __init__(self, feature_dim: int, hidden: int, kernel_size: int = 3) -> None:
         super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
+        padding = kernel_size // 2
         self.norm = nn.LayerNorm(feature_dim)
-        self.conv1 = nn.Conv1d(feature_dim, hidden, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv1d(hidden, hidden, kernel_size=3, padding=1)
+        self.conv1 = nn.Conv1d(feature_dim, hidden, kernel_size, padding=padding)
+        self.conv2 = nn.Conv1d(hidden, hidden, kernel_size, padding=padding)
         self.out = nn.Linear(hidden, 1)
 
     def forward(self, features: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -49,15 +56,24 @@ class DiscriminatorHead(nn.Module):
     """Logit per sample (B,) from the feature list of the fake-score network.
 
     `layers` indexes that list (Python indexing, -1 = last block); the logits of the chosen
-    layers are averaged.
+    layers are averaged. `kernel_size` is the token span of each branch's convs (see
+    `FeatureBranch`).
     """
 
-    def __init__(self, feature_dim: int, layers: Sequence[int] = (-1,), hidden: int = 128) -> None:
+    def __init__(
+        self,
+        feature_dim: int,
+        layers: Sequence[int] = (-1,),
+        hidden: int = 128,
+        kernel_size: int = 3,
+    ) -> None:
         super().__init__()
         if not layers:
             raise ValueError("the discriminator needs at least one feature layer")
         self.layers = tuple(layers)
-        self.branches = nn.ModuleList(FeatureBranch(feature_dim, hidden) for _ in self.layers)
+        self.branches = nn.ModuleList(
+            FeatureBranch(feature_dim, hidden, kernel_size) for _ in self.layers
+        )
 
     def forward(self, features: Sequence[Tensor], mask: Tensor | None = None) -> Tensor:
         """features: list of (B, N, D) per network block; mask (B, N) -> logits (B,)."""
