@@ -96,7 +96,7 @@ def measure(
         for prefix in ("", "graphed_") if graphs else ("",):
             if prefix:
                 pipe.enable_cuda_graphs()
-            forward = pipe.graphed or pipe.denoiser
+            forward = pipe.denoiser if pipe.graphed is None else pipe.graphed
             forward(x, t, cond)  # warm-up (captures the graph)
             nfe_time = _timed(lambda f=forward: f(x, t, cond), device, repeat)
 

@@ -5,8 +5,8 @@ of 10.96 s stereo (T5 + audio-prompt VAE encode + MAF, 4 NFE, VAE decode in floa
 with CUDA events after warm-up, plus the split into conditioning / sampling / decoding and
 peak GPU memory. TF32 is off (the official generation code disables it). With `--cuda-graphs`
 the same model is measured again with the MMDiT replayed through CUDA graphs, then also with
-TF32 convolutions in the float32 VAEs (keys prefixed `graphed_`, `graphed_tf32_`; each with
-its max |diff| from the eager waveform).
+TF32 convolutions, which with --dtype bf16 touch only the float32 VAEs (keys prefixed
+`graphed_`, `graphed_tf32_`; each with its max |diff| from the eager waveform).
 cuDNN benchmark mode is on: with heuristics alone, the first VAE convolutions of a fresh
 process were seen to take a plan with a ~130 GiB workspace and run 5x slower (H200).
 Writes JSON to $OUT/gpu_official.json when OUT is set, else benchmarks/results/.
@@ -88,7 +88,7 @@ def measure(
         for prefix, graphed, tf32 in variants:
             torch.backends.cudnn.allow_tf32 = tf32
             model.enable_cuda_graphs(graphed)
-            forward = model.graphed or model.denoiser
+            forward = model.denoiser if model.graphed is None else model.graphed
             outputs[prefix] = model.generate(prompt[0], duration=c.duration, seed=0)[0]
             if device == "cuda":  # the working set, not cuDNN's transient autotuning workspace
                 torch.cuda.reset_peak_memory_stats()

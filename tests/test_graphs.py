@@ -127,6 +127,31 @@ def test_new_signatures_capture_again_and_the_cache_is_bounded(tiny):
     assert len(graphed.graphs) == 2
 
 
+def test_replay_is_for_inference_and_modes_get_their_own_graphs(tiny):
+    denoiser, cond = tiny
+    graphed = EagerReplay(denoiser)
+    x = torch.randn(2, TINY.codec.latent_dim, cond.prompt.shape[-1])
+    with pytest.raises(RuntimeError, match="is for inference"):
+        graphed(x, torch.rand(2), cond)
+    with torch.no_grad():
+        graphed(x, torch.rand(2), cond)
+    with torch.inference_mode():
+        out = graphed(x, torch.rand(2), cond)
+    assert graphed.captures == 2 and out.is_inference()
+
+
+def test_moving_or_casting_the_official_model_drops_its_graphs():
+    from audiox_turbo.official.model import OfficialAudioXTurbo
+
+    model = OfficialAudioXTurbo(official_preset("official_tiny"))
+    model.graphed = stale = EagerReplay(model.denoiser)
+    model.to(torch.float64)
+    assert model.graphed is not stale and not model.graphed.graphs
+    model.graphed = stale
+    model.cast(torch.bfloat16)
+    assert model.graphed is not stale
+
+
 def test_graphs_need_cuda():
     pipe = AudioXTurbo.from_preset("tiny")
     with pytest.raises(AudioXError, match="CUDA graphs need a CUDA device"):

@@ -29,7 +29,7 @@ from audiox_turbo.flow.sampling import (
     teacher_timesteps,
 )
 from audiox_turbo.model.denoiser import Denoiser
-from audiox_turbo.model.graphs import GraphedForward
+from audiox_turbo.model.graphs import GraphedForward, require_cuda
 
 COMPONENTS = ("codec", "conditioning", "denoiser")
 DEFAULT_DURATION = 10.0
@@ -237,8 +237,8 @@ class AudioXTurbo:
         Removes the per-kernel launch cost that bounds few-step sampling at small batch; the
         first call of each shape pays a warm-up and a capture.
         """
-        if enabled and self.device.type != "cuda":
-            raise AudioXError(f"CUDA graphs need a CUDA device; this model is on {self.device}")
+        if enabled:
+            require_cuda(self.device)
         self.graphed = GraphedForward(self.denoiser) if enabled else None
         return self
 
@@ -420,7 +420,7 @@ class AudioXTurbo:
         self, cond: Conditions, cfg: float, duration: float
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """v(x_t, t) for the sampler: plain, or CFG with cond and uncond in one batched forward."""
-        denoiser = self.graphed or self.denoiser
+        denoiser = self.denoiser if self.graphed is None else self.graphed
         if cfg == 1.0:
             return lambda x, t: denoiser(x, t, cond)
         b, frames = cond.prompt.shape[0], cond.prompt.shape[-1]

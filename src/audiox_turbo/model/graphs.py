@@ -6,16 +6,24 @@ and the non-tensor arguments) into a CUDA graph and replays it. Inputs are copie
 graph's static buffers before each replay, so callers pass ordinary tensors; the output is
 returned as a fresh tensor. The wrapped call must not synchronise with the host (no `.item()`,
 no host-to-device copies) and must not depend on values through Python control flow.
+
+A graph bakes in what held at capture: the module's weights where they were (moving or
+re-assigning them needs a new `GraphedForward`), backend flags such as TF32, and dataclass
+inputs as rebuilt from their init fields. Calls are inference only (autograd off) and not
+thread-safe (one set of static buffers per signature).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Hashable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from audiox_turbo.errors import AudioXError
 
 
 def map_tensors(obj: Any, fn: Callable[[Tensor], Any]) -> Any:
@@ -63,6 +71,19 @@ def signature(obj: Any) -> Hashable:
     return ("value", obj)
 
 
+def require_cuda(device: torch.device) -> None:
+    """CUDA graphs run on CUDA devices only: a one-line AudioXError elsewhere."""
+    if device.type != "cuda":
+        raise AudioXError(f"CUDA graphs need a CUDA device; this model is on {device}")
+
+
+def mode_signature(device: torch.device) -> Hashable:
+    """Execution modes a capture depends on: inference mode and autocast on `device`."""
+    autocast = torch.is_autocast_enabled(device.type)
+    dtype = torch.get_autocast_dtype(device.type) if autocast else None
+    return (torch.is_inference_mode_enabled(), autocast, dtype)
+
+
 @dataclasses.dataclass
 class CapturedCall:
     """One captured signature: static input buffers, the replay, the static output."""
@@ -84,22 +105,29 @@ class GraphedForward:
         self.warmup = warmup
         self.max_graphs = max_graphs
         self.graphs: dict[Hashable, CapturedCall] = {}
-        self.pool: Any = None
+        self.pool: tuple[int, int] | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        if torch.is_grad_enabled():
+            raise RuntimeError("CUDA-graph replay is for inference: call it under torch.no_grad()")
         call = (args, kwargs)
-        key = signature(call)
+        inputs = tensors_of(call)
+        if not inputs:
+            raise ValueError("a graphed call needs at least one tensor argument")
+        device = inputs[0].device
+        key = (signature(call), mode_signature(device))
         captured = self.graphs.pop(key, None)
-        if captured is None:
-            if len(self.graphs) >= self.max_graphs:
-                self.graphs.pop(next(iter(self.graphs)))
-            static = map_tensors(call, lambda t: t.detach().clone())
-            captured = self.capture(static)
-        self.graphs[key] = captured  # most recently used last
-        for buffer, value in zip(captured.inputs, tensors_of(call), strict=True):
-            buffer.copy_(value)
-        captured.replay()
-        return captured.output.clone()
+        on_device = torch.cuda.device(device) if device.type == "cuda" else nullcontext()
+        with on_device:
+            if captured is None:
+                if len(self.graphs) >= self.max_graphs:
+                    self.graphs.pop(next(iter(self.graphs)))
+                captured = self.capture(map_tensors(call, lambda t: t.detach().clone()))
+            self.graphs[key] = captured  # most recently used last
+            for buffer, value in zip(captured.inputs, inputs, strict=True):
+                buffer.copy_(value)
+            captured.replay()
+            return captured.output.clone()
 
     def run(self, static: tuple[tuple[Any, ...], dict[str, Any]]) -> Tensor:
         """One eager call on the static arguments."""
@@ -119,4 +147,6 @@ class GraphedForward:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool):
             output = self.run(static)
+        if not isinstance(output, Tensor):
+            raise TypeError(f"a graphed call must return one tensor, got {type(output).__name__}")
         return CapturedCall(tensors_of(static), graph.replay, output)

@@ -63,11 +63,16 @@ class OfficialAudioPromptConditioner(nn.Module):
 
     def silence_posterior(self, like: Tensor) -> tuple[Tensor, Tensor]:
         """`posterior` of silence shaped like one item (1,C,N); cached until the encoder's
-        weights change (the no-audio prompt encodes the same silence on every call)."""
-        weights = tuple((id(p), p._version) for p in self.codec.encoder.parameters())
+        weights change (the no-audio prompt encodes the same silence on every call).
+
+        A change is seen through each weight's storage and version counter, which every
+        in-place update through autograd-visible ops bumps (not writes through `.data`).
+        """
+        weights = tuple((p.data_ptr(), p._version) for p in self.codec.encoder.parameters())
         key = (tuple(like.shape), like.device, like.dtype, weights)
         if self._silence is None or self._silence[0] != key:
-            self._silence = (key, *self.posterior(torch.zeros_like(like)))
+            with torch.no_grad():
+                self._silence = (key, *self.posterior(torch.zeros_like(like)))
         return self._silence[1], self._silence[2]
 
     def encode(

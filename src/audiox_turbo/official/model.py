@@ -9,7 +9,7 @@ the T5 encoder and tokenizer (T5 is not part of the released checkpoint).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from audiox_turbo.atomic import atomic_directory, atomic_file
 from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.flow.sampling import ProgressCallback
-from audiox_turbo.model.graphs import GraphedForward
+from audiox_turbo.model.graphs import GraphedForward, require_cuda
 from audiox_turbo.official.audio_prompt import OfficialAudioPromptConditioner
 from audiox_turbo.official.config import VARIANT, OfficialConfig
 from audiox_turbo.official.fusion import OfficialFusion
@@ -93,15 +93,24 @@ class OfficialAudioXTurbo(nn.Module):
 
     def enable_cuda_graphs(self, enabled: bool = True) -> OfficialAudioXTurbo:
         """Replay the MMDiT through CUDA graphs during `generate` (CUDA only)."""
-        if enabled and self.device.type != "cuda":
-            raise AudioXError(f"CUDA graphs need a CUDA device; this model is on {self.device}")
+        if enabled:
+            require_cuda(self.device)
         self.graphed = GraphedForward(self.denoiser) if enabled else None
         return self
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> OfficialAudioXTurbo:
+        """Every move or cast (`to`, `cuda`, `half`, ...) invalidates captured graphs."""
+        out = super()._apply(fn, recurse)
+        if self.graphed is not None:
+            self.graphed = GraphedForward(self.denoiser)
+        return out
 
     def cast(self, dtype: torch.dtype) -> OfficialAudioXTurbo:
         """Cast everything but the two VAEs, which stay float32 (the official decodes in fp32)."""
         for module in (self.denoiser, self.fusion, self.video):
             module.to(dtype)
+        if self.graphed is not None:  # the MMDiT's weights moved: capture anew
+            self.graphed = GraphedForward(self.denoiser)
         self.audio_prompt.proj_out.to(dtype)
         self.audio_prompt.proj_features_128.to(dtype)
         return self

@@ -219,7 +219,7 @@ class TeacherTask(Task):
             return {}
         flow: FlowModel = ctx.unwrapped("flow")
         g = torch.Generator(device=ctx.device).manual_seed(1234)
-        sub = StepContext(ctx.step, ctx.modules, g, ctx.device, ctx.accelerator)
+        sub = dataclasses.replace(ctx, generator=g)
         x0, mask, inputs = self.latents_and_inputs(self.validation_batch, sub)
         losses = []
         for t_value in (0.1, 0.3, 0.5, 0.7, 0.9):
