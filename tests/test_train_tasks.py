@@ -78,7 +78,7 @@ class ToneDataset(torch.utils.data.Dataset):
         }
 
 
-class KnockDataset(torch.utils.data.Dataset):
+class KnockDataset(ToneDataset):
     """Two clips of damped-resonance knock trains (dense spectra), the second padded after 3/4.
 
     Clip i repeats a knock every 256 / 341 samples from sample 16: a resonance at f0 = 900 /
@@ -86,6 +86,7 @@ class KnockDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, samples: int = 1024) -> None:
+        super().__init__(samples)
         t = torch.arange(samples) / TINY.codec.sample_rate
         clips = []
         for f0, period in ((900.0, 256), (1500.0, 341)):
@@ -96,23 +97,6 @@ class KnockDataset(torch.utils.data.Dataset):
                 clip[start:] += 0.5 * torch.exp(-900 * tt) * torch.sin(2 * math.pi * 2.7 * f0 * tt)
             clips.append(0.95 * clip / clip.abs().max())
         self.audio = torch.stack(clips)[:, None]
-        self.valid = [samples, samples * 3 // 4]
-
-    def __len__(self) -> int:
-        return 2
-
-    def __getitem__(self, i: int) -> dict:
-        n = self.audio.shape[-1]
-        mask = torch.arange(n) < self.valid[i]
-        return {
-            "audio": self.audio[i] * mask,
-            "audio_mask": mask,
-            "prompt_mask": torch.zeros(n, dtype=torch.bool),
-            "text": "knocks",
-            "text_present": True,
-            "audio_prompt_present": False,
-            "task": "T2A",
-        }
 
 
 class LatentDataset(torch.utils.data.Dataset):
