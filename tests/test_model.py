@@ -9,13 +9,8 @@ from audiox_turbo.conditioning.conditioner import Conditions
 from audiox_turbo.conditioning.tokens import ModalityTokens
 from audiox_turbo.config import preset
 from audiox_turbo.model.denoiser import Denoiser, video_frame_index
-from audiox_turbo.model.layers import (
-    RMSNorm,
-    TimestepEmbedding,
-    apply_rope,
-    rope_angles,
-    rope_frequencies,
-)
+from audiox_turbo.model.layers import RMSNorm, TimestepEmbedding
+from audiox_turbo.rope import apply_rope, rope_angles, rope_frequencies
 from conftest import randomize_
 
 

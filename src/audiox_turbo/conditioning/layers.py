@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiox_turbo.model.layers import apply_rope, rope_angles, rope_frequencies
+from audiox_turbo.rope import apply_rope, rope_angles, rope_frequencies
 
 
 def masked_attention(

@@ -12,10 +12,9 @@ from audiox_turbo.model.layers import (
     AdaLNModulation,
     TimestepEmbedding,
     modulate,
-    rope_angles,
-    rope_frequencies,
 )
 from audiox_turbo.model.mmdit import JointBlock, Stream
+from audiox_turbo.rope import rope_angles, rope_frequencies
 
 if TYPE_CHECKING:
     from audiox_turbo.conditioning.conditioner import Conditions

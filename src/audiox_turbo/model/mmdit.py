@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiox_turbo.model.layers import MLP, AdaLNModulation, RMSNorm, apply_rope, modulate
+from audiox_turbo.model.layers import MLP, AdaLNModulation, RMSNorm, modulate
+from audiox_turbo.rope import apply_rope
 
 
 @dataclass

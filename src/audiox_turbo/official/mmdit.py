@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiox_turbo.flow.sampling import classifier_free_guidance
-from audiox_turbo.model.layers import apply_rope, rope_angles, rope_frequencies
 from audiox_turbo.official.config import OfficialConfig
+from audiox_turbo.rope import apply_rope, rope_angles, rope_frequencies
 
 _NORM_EPS = 1e-5
 _RMS_EPS = 1e-6
