@@ -40,6 +40,7 @@ def _measure(name: str, seconds: float, repeats: int, device: str, dtype: str, s
     import torch
 
     from audiox_turbo.conditioning import Conditioner, audio_keep_mask
+    from audiox_turbo.conditioning.inputs import ConditionInputs
 
     config, replaced = _config(name, standin)
     c = config.conditioning
@@ -50,16 +51,15 @@ def _measure(name: str, seconds: float, repeats: int, device: str, dtype: str, s
     video = torch.randint(0, 256, (1, nv, 3, c.video_size, c.video_size), dtype=torch.uint8)
     latents = torch.randn(1, config.codec.latent_dim, frames, device=dev)
     keep = audio_keep_mask("inpaint", frames, (seconds / 4, seconds / 2), seconds, 1).to(dev)
+    text = ["a dog barks near a busy road"]
     calls = {
-        "text": lambda: conditioner(1, frames, seconds, ["a dog barks near a busy road"]),
+        "text": lambda: conditioner(ConditionInputs(1, text=text), frames, seconds),
         "all": lambda: conditioner(
-            1,
+            ConditionInputs(
+                1, text=text, video=video.to(dev), audio_latents=latents, audio_keep=keep
+            ),
             frames,
             seconds,
-            ["a dog barks near a busy road"],
-            video.to(dev),
-            audio_latents=latents,
-            audio_keep=keep,
         ),
         "uncond": lambda: conditioner.unconditional(1, frames, seconds),
     }

@@ -78,7 +78,7 @@ def measure(
     repeat = 3 if preset != "base" or device != "cpu" else 1
     row: dict = {}
     with torch.no_grad():
-        cond, _, _ = pipe.encode_prompts(text=prompt, duration=duration)
+        cond = pipe.encode_prompts(text=prompt, duration=duration)
         cond = cond.to(pipe.device, pipe.dtype)
         x = torch.randn(1, pipe.config.codec.latent_dim, frames, device=pipe.device)
         t = torch.full((1,), 0.5, device=pipe.device)

@@ -21,7 +21,8 @@ from audiox_turbo.data.manifest import manifest_root, read_manifest
 from audiox_turbo.data.world.generate import generate_world
 from audiox_turbo.eval.judge import judge_accuracy, load_judge_embedder, resolve_manifest
 from audiox_turbo.eval.world_benchmark import markdown_table, run_world_benchmark, select_prompts
-from audiox_turbo.pipeline import AudioXTurbo, shipped_model_dir
+from audiox_turbo.loader import load
+from audiox_turbo.model_dir import shipped_model_dir
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -57,7 +58,7 @@ def main() -> None:
     tables = {}
     models = ["tiny"] + ([str(shipped_model_dir())] if shipped_model_dir() else [])
     for model in models:
-        pipe = AudioXTurbo.load(model, device="cpu")
+        pipe = load(model, device="cpu")
         name = pipe.config.name + ("" if pipe.config.trained else " (random weights)")
         start = time.perf_counter()
         report = run_world_benchmark(

@@ -63,7 +63,10 @@ def measure(
     """All numbers for one dtype."""
     import torch
 
-    from audiox_turbo.official.sampling import sample_dmd
+    from audiox_turbo.flow.sampling import SamplerSettings
+    from audiox_turbo.official.sampling import sample_official
+
+    student = SamplerSettings("student", 4)
 
     if device == "cuda":
         torch.cuda.empty_cache()
@@ -84,7 +87,7 @@ def measure(
     outputs = {}
     with torch.no_grad():
         cond = model.condition(prompt, None, None, None, g)
-        latents = sample_dmd(model.denoiser, x, cond, 4, g)
+        latents = sample_official(model.denoiser, x, cond, student, g)
         for prefix, graphed, tf32 in variants:
             torch.backends.cudnn.allow_tf32 = tf32
             model.enable_cuda_graphs(graphed)
@@ -95,7 +98,7 @@ def measure(
             parts = {
                 "nfe_s": lambda f=forward: f(x, t, cond),
                 "conditioning_s": lambda: model.condition(prompt, None, None, None, g),
-                "sampling_4step_s": lambda f=forward: sample_dmd(f, x, cond, 4, g),
+                "sampling_4step_s": lambda f=forward: sample_official(f, x, cond, student, g),
                 "decode_s": lambda: model.codec.decode(latents.float()),
                 "end_to_end_s": lambda: model.generate(prompt[0], duration=c.duration, seed=0),
             }

@@ -18,6 +18,7 @@ from audiox_turbo.conditioning import (
     audio_keep_mask,
     condition_dropout,
 )
+from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.config import ModelConfig, preset
 from audiox_turbo.errors import AudioXError, ModelLoadError
 
@@ -36,6 +37,12 @@ def conditioner(config: ModelConfig) -> Conditioner:
     return Conditioner(config).eval()
 
 
+def pretend_frozen_cnn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the tiny trainable 'cnn' frame encoder stand in for a frozen one (clip), whose cached
+    features the Conditioner accepts."""
+    monkeypatch.setattr(VideoConditioner, "frozen_encoder", property(lambda self: True))
+
+
 def sizes(config: ModelConfig) -> tuple[int, int]:
     return config.latent_frames(DURATION), config.video_frames(DURATION)
 
@@ -52,9 +59,9 @@ def test_shapes_dtypes_and_prompt(config: ModelConfig, conditioner: Conditioner)
     c = config.conditioning
     latents = torch.randn(2, config.codec.latent_dim, t)
     keep = audio_keep_mask("inpaint", t, (0.5, 1.0), DURATION, 2)
-    out = conditioner(
-        2, t, DURATION, ["a dog barks", "rain"], random_video(config, 2), None, latents, keep
-    )
+    text, video = ["a dog barks", "rain"], random_video(config, 2)
+    inputs = ConditionInputs(2, text=text, video=video, audio_latents=latents, audio_keep=keep)
+    out = conditioner(inputs, t, DURATION)
     assert out.text.tokens.shape == (2, c.text_max_tokens, c.dim)
     assert out.video.tokens.shape == (2, nv, c.dim)
     assert out.audio.tokens.shape == (2, t, c.dim)
@@ -103,13 +110,13 @@ def test_nulls_for_absent_modalities(config: ModelConfig, conditioner: Condition
 def test_unconditional_is_all_nulls(config: ModelConfig, conditioner: Conditioner) -> None:
     t, _ = sizes(config)
     uncond = conditioner.unconditional(2, t, DURATION)
-    explicit = conditioner(2, t, DURATION, text=[None, ""])
+    explicit = conditioner(ConditionInputs(2, text=[None, ""]), t, DURATION)
     for m in (uncond.text, uncond.video, uncond.audio):
         assert not m.present.any()
     torch.testing.assert_close(uncond.pooled, explicit.pooled)
     torch.testing.assert_close(uncond.pooled[0], uncond.pooled[1])
     assert not uncond.prompt.any()
-    cond = conditioner(2, t, DURATION, text=["thunder", "thunder"])
+    cond = conditioner(ConditionInputs(2, text=["thunder", "thunder"]), t, DURATION)
     assert not torch.allclose(cond.pooled, uncond.pooled)
 
 
@@ -118,8 +125,10 @@ def test_samples_are_independent_in_a_batch(config: ModelConfig, conditioner: Co
     video = random_video(config, 2)
     latents = torch.randn(2, config.codec.latent_dim, t)
     keep = audio_keep_mask("continue", t, (0.0, 0.7), DURATION, 2)
-    both = conditioner(2, t, DURATION, ["wind", "a long prompt"], video, None, latents, keep)
-    one = conditioner(1, t, DURATION, ["wind"], video[:1], None, latents[:1], keep[:1])
+    media = {"video": video, "audio_latents": latents, "audio_keep": keep}
+    both = conditioner(ConditionInputs(2, text=["wind", "a long prompt"], **media), t, DURATION)
+    first = {name: value[:1] for name, value in media.items()}
+    one = conditioner(ConditionInputs(1, text=["wind"], **first), t, DURATION)
     torch.testing.assert_close(both.pooled[:1], one.pooled, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(both.video.tokens[:1], one.video.tokens, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(both.audio.tokens[:1], one.audio.tokens, atol=1e-5, rtol=1e-5)
@@ -144,21 +153,18 @@ def test_forward_drop_follows_the_generator(config: ModelConfig) -> None:
     conditioner = Conditioner(cfg)
     t, _ = sizes(cfg)
     b = 16
-    inputs = dict(
+    inputs = ConditionInputs(
+        b,
         text=["a siren"] * b,
         video=random_video(cfg, b),
         audio_latents=torch.randn(b, cfg.codec.latent_dim, t),
     )
-    out = conditioner(
-        b, t, DURATION, **inputs, drop=True, generator=torch.Generator().manual_seed(7)
-    )
+    out = conditioner(inputs, t, DURATION, drop=True, generator=torch.Generator().manual_seed(7))
     keep = condition_dropout(b, (0.5, 0.25, 0.75), torch.Generator().manual_seed(7))
     assert torch.equal(torch.stack([out.text.present, out.video.present, out.audio.present]), keep)
-    again = conditioner(
-        b, t, DURATION, **inputs, drop=True, generator=torch.Generator().manual_seed(7)
-    )
+    again = conditioner(inputs, t, DURATION, drop=True, generator=torch.Generator().manual_seed(7))
     assert torch.equal(out.pooled, again.pooled)
-    no_drop = conditioner(b, t, DURATION, **inputs)
+    no_drop = conditioner(inputs, t, DURATION)
     assert no_drop.text.present.all() and no_drop.audio.present.all()
 
 
@@ -167,14 +173,15 @@ def test_deterministic_with_seed(config: ModelConfig) -> None:
     outputs = []
     for _ in range(2):
         torch.manual_seed(5)
-        outputs.append(Conditioner(config)(1, t, DURATION, ["birds"], random_video(config, 1)))
+        inputs = ConditionInputs(1, text=["birds"], video=random_video(config, 1))
+        outputs.append(Conditioner(config)(inputs, t, DURATION))
     assert torch.equal(outputs[0].pooled, outputs[1].pooled)
     assert torch.equal(outputs[0].video.tokens, outputs[1].video.tokens)
 
 
 def test_conditions_cat_repeat_to(config: ModelConfig, conditioner: Conditioner) -> None:
     t, _ = sizes(config)
-    cond = conditioner(2, t, DURATION, ["a", "b"])
+    cond = conditioner(ConditionInputs(2, text=["a", "b"]), t, DURATION)
     uncond = conditioner.unconditional(2, t, DURATION)
     both = Conditions.cat([cond, uncond])
     assert both.batch_size == 4
@@ -252,14 +259,13 @@ def test_gradients_reach_trainable_parts(config: ModelConfig) -> None:
     torch.manual_seed(0)
     conditioner = Conditioner(config)
     t, _ = sizes(config)
-    out = conditioner(
+    inputs = ConditionInputs(
         2,
-        t,
-        DURATION,
-        ["a", None],
-        random_video(config, 2),
+        text=["a", None],
+        video=random_video(config, 2),
         audio_latents=torch.randn(2, config.codec.latent_dim, t),
     )
+    out = conditioner(inputs, t, DURATION)
     loss = out.pooled.square().sum() + out.text.tokens.sum() + out.video.tokens.sum()
     loss.backward()
     for module in (conditioner.text.bytes_encoder, conditioner.video.cnn, conditioner.audio.proj):
@@ -351,56 +357,62 @@ def test_conditioner_on_cuda_matches_cpu(config: ModelConfig) -> None:
     t, _ = sizes(config)
     latents = torch.randn(2, config.codec.latent_dim, t)
     keep = audio_keep_mask("inpaint", t, (0.25, 0.75), DURATION, 2)
-    inputs = dict(text=["a bell", None], video=random_video(config, 2), audio_latents=latents)
-    cpu = conditioner(2, t, DURATION, **inputs, audio_keep=keep)
-    cuda_inputs = {**inputs, "video": inputs["video"].cuda(), "audio_latents": latents.cuda()}
-    gpu = conditioner.cuda()(2, t, DURATION, **cuda_inputs, audio_keep=keep.cuda())
+    inputs = ConditionInputs(
+        2, text=["a bell", None], video=random_video(config, 2), audio_latents=latents
+    )
+    cpu = conditioner(dataclasses.replace(inputs, audio_keep=keep), t, DURATION)
+    cuda_inputs = inputs.to("cuda")
+    kept = dataclasses.replace(cuda_inputs, audio_keep=keep.cuda())
+    gpu = conditioner.cuda()(kept, t, DURATION)
     torch.testing.assert_close(gpu.pooled.cpu(), cpu.pooled, atol=2e-2, rtol=2e-2)
     torch.testing.assert_close(gpu.video.tokens.cpu(), cpu.video.tokens, atol=2e-2, rtol=2e-2)
-    half = conditioner.to(torch.bfloat16)(2, t, DURATION, **cuda_inputs, audio_keep=keep.cuda())
+    half = conditioner.to(torch.bfloat16)(kept, t, DURATION)
     assert half.pooled.dtype == torch.bfloat16 and torch.isfinite(half.pooled).all()
     dropped = conditioner(
-        2, t, DURATION, **cuda_inputs, drop=True, generator=torch.Generator("cuda").manual_seed(0)
+        cuda_inputs, t, DURATION, drop=True, generator=torch.Generator("cuda").manual_seed(0)
     )
     assert dropped.text.present.device.type == "cuda"
     assert torch.isfinite(conditioner.unconditional(2, t, DURATION).pooled.float()).all()
 
 
 def test_cached_video_features_match_the_frame_path(
-    config: ModelConfig, conditioner: Conditioner
+    config: ModelConfig, conditioner: Conditioner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pretend_frozen_cnn(monkeypatch)
     t, nv = sizes(config)
     video = random_video(config, 2)
     video[1] = 0
     with torch.no_grad():
         features = conditioner.video.frame_features(video)
         features[1] = 0.0  # what a latent shard caches for a clip without video
-        from_frames = conditioner(2, t, DURATION, video=video)
-        from_features = conditioner(2, t, DURATION, video_features=features)
+        from_frames = conditioner(ConditionInputs(2, video=video), t, DURATION)
+        from_features = conditioner(ConditionInputs(2, video_features=features), t, DURATION)
     assert features.shape == (2, nv, config.conditioning.video_feature_dim)
     assert from_features.video.present.tolist() == [True, False]
     torch.testing.assert_close(from_features.video.tokens, from_frames.video.tokens)
     torch.testing.assert_close(from_features.pooled, from_frames.pooled)
-    absent = conditioner(2, t, DURATION, video_present=torch.tensor([False, True]))
+    absent_flags = torch.tensor([False, True])
+    absent = conditioner(ConditionInputs(2, video_present=absent_flags), t, DURATION)
     with torch.no_grad():
         dropped = conditioner(
-            2, t, DURATION, video_present=torch.tensor([False, True]), video_features=features
+            ConditionInputs(2, video_present=absent_flags, video_features=features), t, DURATION
         )
     assert dropped.video.present.tolist() == [False, False]
     torch.testing.assert_close(dropped.video.tokens, absent.video.tokens)
 
 
-def test_cached_video_feature_errors(config: ModelConfig, conditioner: Conditioner) -> None:
+def test_cached_video_feature_errors(
+    config: ModelConfig, conditioner: Conditioner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     t, nv = sizes(config)
     dim = config.conditioning.video_feature_dim
-    with pytest.raises(ValueError, match="video_feature_dim"):
-        conditioner(2, t, DURATION, video_features=torch.ones(2, nv + 1, dim))
     with pytest.raises(ValueError, match="not both"):
-        conditioner(
-            2, t, DURATION, video=random_video(config, 2), video_features=torch.ones(2, nv, dim)
-        )
+        ConditionInputs(2, video=random_video(config, 2), video_features=torch.ones(2, nv, dim))
     with pytest.raises(AudioXError, match="frozen frame encoder"):
         conditioner.video.cache_encoder()
+    pretend_frozen_cnn(monkeypatch)
+    with pytest.raises(ValueError, match="video_feature_dim"):
+        conditioner(ConditionInputs(2, video_features=torch.ones(2, nv + 1, dim)), t, DURATION)
 
 
 def test_full_span_inpaint_reveals_nothing_but_reference_does(config: ModelConfig) -> None:
@@ -433,3 +445,48 @@ def test_padded_video_frames_are_masked_and_null(config: ModelConfig, conditione
     torch.testing.assert_close(a.tokens[0, nv // 2 :], null)
     unmasked = conditioner.video(other, 2, nv)
     assert (unmasked.tokens[0, : nv // 2] - a.tokens[0, : nv // 2]).abs().max() > 1e-5
+
+
+def test_trainable_encoders_refuse_cached_features(
+    config: ModelConfig, conditioner: Conditioner
+) -> None:
+    t, nv = sizes(config)
+    c = config.conditioning
+    states = torch.ones(2, c.text_max_tokens, c.text_feature_dim)
+    with pytest.raises(AudioXError, match="text encoder 'bytes' is trainable"):
+        conditioner(ConditionInputs(2, text_features=states), t, DURATION)
+    features = torch.ones(2, nv, c.video_feature_dim)
+    with pytest.raises(AudioXError, match="video encoder 'cnn' is trainable"):
+        conditioner(ConditionInputs(2, video_features=features), t, DURATION)
+
+
+def test_condition_inputs_to_and_with_audio_prompt(config: ModelConfig) -> None:
+    t, nv = sizes(config)
+    c = config.conditioning
+    latents = torch.randn(2, config.codec.latent_dim, t)
+    keep = audio_keep_mask("inpaint", t, (0.5, 1.0), DURATION, 2)
+    present, reference = torch.tensor([True, False]), torch.tensor([False, True])
+    raw = ConditionInputs(
+        2, text=["a bell", None], video=random_video(config, 2), video_present=present
+    ).with_audio_prompt(latents, keep, present, reference)
+    assert raw.audio_latents is latents and raw.audio_keep is keep
+    assert raw.audio_present is present and raw.audio_reference is reference
+    assert raw.with_audio_prompt(latents, keep, present).audio_reference is None
+    cached = ConditionInputs(
+        2,
+        text_features=torch.randn(2, 5, c.text_feature_dim),
+        text_mask=torch.ones(2, 5, dtype=torch.bool),
+        video_features=torch.randn(2, nv, c.video_feature_dim),
+        video_mask=torch.ones(2, nv, dtype=torch.bool),
+    )
+    for inputs in (raw, cached):
+        moved = inputs.to("meta")
+        assert moved.batch_size == 2 and moved.text == inputs.text
+        for field in dataclasses.fields(inputs):
+            before, after = getattr(inputs, field.name), getattr(moved, field.name)
+            if isinstance(before, torch.Tensor):
+                assert after.is_meta and after.dtype == before.dtype and after.shape == before.shape
+            else:
+                assert after is before
+    with pytest.raises(ValueError, match="prompts"):
+        ConditionInputs(3, text=["a", "b"])

@@ -13,7 +13,6 @@ from audiox_turbo.distill import (
     DiscriminatorHead,
     TwoTimescaleSchedule,
     backward_simulate,
-    bind_guided,
     discriminator_logits,
     distribution_matching_loss,
     dmd_generator_loss,
@@ -26,7 +25,7 @@ from audiox_turbo.distill import (
     sample_dmd_timesteps,
     sample_gan_timesteps,
 )
-from audiox_turbo.flow import interpolate, sample_student, student_timesteps
+from audiox_turbo.flow import guided_velocity, interpolate, sample_student, student_timesteps
 
 F64 = torch.float64
 
@@ -224,7 +223,7 @@ def test_two_timescale_schedule_rejects_zero() -> None:
         TwoTimescaleSchedule(0)
 
 
-def test_bind_guided_is_one_batched_forward_with_cond_and_null() -> None:
+def test_guided_real_score_is_one_batched_forward_with_cond_and_null() -> None:
     calls: list[Tensor] = []
 
     def net(x_t: Tensor, t: Tensor, cond: Tensor) -> Tensor:
@@ -232,7 +231,7 @@ def test_bind_guided_is_one_batched_forward_with_cond_and_null() -> None:
         return x_t * cond[:, None]
 
     cond_pair = torch.tensor([2.0, 2.0, 0.0, 0.0])
-    v = bind_guided(net, cond_pair, 3.0)(torch.ones(2, 3), torch.rand(2))
+    v = guided_velocity(lambda x2, t2: net(x2, t2, cond_pair), 3.0)(torch.ones(2, 3), torch.rand(2))
     assert len(calls) == 1
     torch.testing.assert_close(v, torch.full((2, 3), 6.0))
 

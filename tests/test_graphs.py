@@ -24,6 +24,7 @@ from audiox_turbo.model.graphs import (
 )
 from audiox_turbo.official.config import official_preset
 from audiox_turbo.official.mmdit import OfficialMMDiT
+from audiox_turbo.official.sampling import official_velocity
 from audiox_turbo.pipeline import AudioXTurbo
 from conftest import randomize_
 
@@ -173,7 +174,7 @@ def test_native_denoiser_forward_is_capturable(tiny):
 
 
 @pytest.mark.parametrize("cfg_scale, scale_phi", [(1.0, 0.0), (6.0, 0.0), (6.0, 0.7)])
-def test_official_mmdit_forward_is_capturable(cfg_scale, scale_phi):
+def test_official_guided_velocity_is_capturable(cfg_scale, scale_phi):
     config = official_preset("official_tiny")
     with torch.device("meta"):
         mmdit = OfficialMMDiT(config)
@@ -181,7 +182,7 @@ def test_official_mmdit_forward_is_capturable(cfg_scale, scale_phi):
     x = torch.randn(1, config.codec.latent_dim, config.latent_frames, device="meta")
     cond = torch.randn(1, config.cond_sequence, width, device="meta")
     with torch.no_grad(), HostTraffic() as traffic:
-        mmdit(x, torch.rand(1, device="meta"), cond, cfg_scale=cfg_scale, scale_phi=scale_phi)
+        official_velocity(mmdit, cond, cfg_scale, scale_phi)(x, torch.rand(1, device="meta"))
     assert traffic.found == []
 
 

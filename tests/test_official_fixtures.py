@@ -136,7 +136,10 @@ def test_maf_argument_order_and_output(tiny_dit) -> None:
 @torch.no_grad()
 def test_mmdit_outputs(tiny_dit, cfg_scale: float, scale_phi: float, key: str) -> None:
     dit, _, io = tiny_dit
-    out = dit(io["x"], io["t"], io["maf_out_concat"], cfg_scale=cfg_scale, scale_phi=scale_phi)
+    from audiox_turbo.official.sampling import official_velocity
+
+    velocity = official_velocity(dit, io["maf_out_concat"], cfg_scale, scale_phi)
+    out = velocity(io["x"], io["t"])
     assert_close(out, io[key])
 
 
@@ -184,7 +187,8 @@ def test_mmdit_intermediates(tiny_dit) -> None:
 
 @torch.no_grad()
 def test_dmd_four_step_run(tiny_dit) -> None:
-    from audiox_turbo.official.sampling import sample_dmd
+    from audiox_turbo.flow.sampling import SamplerSettings
+    from audiox_turbo.official.sampling import sample_official
 
     dit, _, io = tiny_dit
     run = load("dmd4_tiny_run")
@@ -196,7 +200,8 @@ def test_dmd_four_step_run(tiny_dit) -> None:
 
     handle = dit.register_forward_hook(record, with_kwargs=True)
     try:
-        final = sample_dmd(dit, run["noise_z1"], cond, 4, torch.Generator().manual_seed(3001))
+        g = torch.Generator().manual_seed(3001)
+        final = sample_official(dit, run["noise_z1"], cond, SamplerSettings("student", 4), g)
     finally:
         handle.remove()
     for i, z_t in enumerate(inputs):
@@ -206,9 +211,11 @@ def test_dmd_four_step_run(tiny_dit) -> None:
 
 @torch.no_grad()
 def test_euler_cfg6_run(tiny_dit) -> None:
-    from audiox_turbo.official.sampling import sample_euler_cfg
+    from audiox_turbo.flow.sampling import SamplerSettings
+    from audiox_turbo.official.sampling import sample_official
 
     dit, _, io = tiny_dit
     run = load("euler4_cfg6_tiny_run")
-    final = sample_euler_cfg(dit, run["noise_z1"], io["maf_out_concat"][:1], 4, 6.0)
+    euler = SamplerSettings("euler", 4, 6.0)
+    final = sample_official(dit, run["noise_z1"], io["maf_out_concat"][:1], euler)
     assert_close(final, run["final_latents"])

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.official.config import OfficialConfig, official_preset
+from audiox_turbo.official.sampling import official_velocity
 
 FIXTURES = Path(
     os.environ.get(
@@ -116,7 +117,8 @@ def test_text_conditioner_zeroes_padding(tiny_model) -> None:
 
 
 def test_generate_shape_determinism_and_rng_order(tiny_model, tiny_config) -> None:
-    from audiox_turbo.official.sampling import sample_dmd
+    from audiox_turbo.flow.sampling import SamplerSettings
+    from audiox_turbo.official.sampling import sample_official
 
     wav, sr = tiny_model.generate("a dog barks", seed=3, num_outputs=2)
     assert wav.shape == (2, 2, tiny_config.num_samples) and sr == 44100
@@ -129,7 +131,9 @@ def test_generate_shape_determinism_and_rng_order(tiny_model, tiny_config) -> No
         g = torch.Generator().manual_seed(5)
         noise = torch.randn(1, 64, tiny_config.latent_frames, generator=g)
         cond = tiny_model.condition(["a dog barks"], None, None, None, g)
-        expected = tiny_model.codec.decode(sample_dmd(tiny_model.denoiser, noise, cond, 4, g))
+        student = SamplerSettings("student", 4)
+        latents = sample_official(tiny_model.denoiser, noise, cond, student, g)
+        expected = tiny_model.codec.decode(latents)
     torch.testing.assert_close(raw, expected)
 
 
@@ -249,7 +253,7 @@ def test_convert_fixture_shards_round_trip(tmp_path: Path, tiny_model, tiny_conf
     io = load_file(FIXTURES / "mmdit_tiny_io.safetensors")
     with torch.no_grad():
         cond = loaded.fusion(io["cond_text"], io["cond_video"], io["cond_audio"])
-        out_cfg6 = loaded.denoiser(io["x"], io["t"], cond, cfg_scale=6.0)
+        out_cfg6 = official_velocity(loaded.denoiser, cond, 6.0)(io["x"], io["t"])
     tol = 1e-4 * io["out_cfg6"].abs().max().item()
     assert (cond - io["maf_out_concat"]).abs().max() <= 1e-4
     assert (out_cfg6 - io["out_cfg6"]).abs().max() <= tol
@@ -304,13 +308,15 @@ def test_pipeline_and_cli_dispatch_to_the_official_variant(
 
     import soundfile as sf
 
-    from audiox_turbo import cli
+    from audiox_turbo import cli, load
     from audiox_turbo.official.pipeline import OfficialPipeline
     from audiox_turbo.pipeline import AudioXTurbo
 
     tiny_model.save_pretrained(tmp_path / "m")
-    pipe = AudioXTurbo.from_pretrained(tmp_path / "m")
+    pipe = load(tmp_path / "m")
     assert isinstance(pipe, OfficialPipeline)
+    with pytest.raises(ModelLoadError, match="official"):
+        AudioXTurbo.from_pretrained(tmp_path / "m")
     out = pipe(text="a dog barks", seed=3)
     expected, sr = tiny_model.generate("a dog barks", seed=3)
     assert out.sample_rate == sr and torch.equal(out.waveforms, expected)
@@ -331,11 +337,11 @@ def test_pipeline_and_cli_dispatch_to_the_official_variant(
 
 def test_bench_and_corrupt_files_on_an_official_dir(tmp_path: Path, tiny_model) -> None:
     from audiox_turbo.eval.bench import time_generation
+    from audiox_turbo.loader import load
     from audiox_turbo.official.pipeline import load_sync_features
-    from audiox_turbo.pipeline import AudioXTurbo
 
     tiny_model.save_pretrained(tmp_path / "m")
-    pipe = AudioXTurbo.from_pretrained(tmp_path / "m")
+    pipe = load(tmp_path / "m")
     rows = time_generation(pipe, [(4, 1.0), (2, 6.0)], repeats=1)
     assert [r.nfe for r in rows] == [4, 4]
     assert rows[0].duration_s == pytest.approx(pipe.config.duration)
@@ -347,4 +353,4 @@ def test_bench_and_corrupt_files_on_an_official_dir(tmp_path: Path, tiny_model) 
         load_sync_features(garbage)
     (tmp_path / "m" / "denoiser.safetensors").write_bytes(b"\x00" * 32)
     with pytest.raises(ModelLoadError, match=r"denoiser\.safetensors: unreadable"):
-        AudioXTurbo.from_pretrained(tmp_path / "m")
+        load(tmp_path / "m")

@@ -367,11 +367,12 @@ def test_teacher_uses_cached_video_features_of_a_frozen_encoder(tmp_path):
     task.flow.conditioner.video.cnn = None  # stands in for the frozen CLIP encoder
     trainer = Trainer(task, cfg, tmp_path, LatentDataset(), collate, progress=False, cpu=True)
     batch = cached_video_batch()
-    _, _, inputs = task.latents_and_inputs(batch, trainer.context())
-    assert torch.equal(inputs["video_features"], batch["video_features"])
+    b = task.latents_and_inputs(batch, trainer.context())
+    assert torch.equal(b.inputs.video_features, batch["video_features"])
     with torch.no_grad():
-        cond = task.flow.condition(2, 16, inputs)
-        without = task.flow.condition(2, 16, {**inputs, "video_features": None})
+        cond = task.flow.condition(b.inputs, 16, b.duration)
+        uncached = dataclasses.replace(b.inputs, video_features=None)
+        without = task.flow.condition(uncached, 16, b.duration)
     assert cond.video.present.tolist() == [True, False]
     assert not torch.allclose(cond.video.tokens[0], without.video.tokens[0])
     torch.testing.assert_close(cond.video.tokens[1], without.video.tokens[1])
@@ -384,7 +385,7 @@ def test_teacher_refuses_cached_video_features_for_a_trainable_encoder(tmp_path)
     task = TeacherTask(TINY, cfg, TeacherTrainingConfig(validation_prompts=()))
     trainer = Trainer(task, cfg, tmp_path, LatentDataset(), collate, progress=False, cpu=True)
     with pytest.raises(AudioXError, match="'cnn' is trainable"):
-        task.latents_and_inputs(cached_video_batch(), trainer.context())
+        task.training_step(cached_video_batch(), "flow", trainer.context())
 
 
 def test_teacher_trains_from_waveforms_with_prompts_and_generates(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +30,6 @@ from audiox_turbo.distill import (
     backward_simulate,
     bind_condition,
     bind_features,
-    bind_guided,
     discriminator_logits,
     distribution_matching_loss,
     fake_score_loss,
@@ -39,6 +39,7 @@ from audiox_turbo.distill import (
     sample_gan_timesteps,
 )
 from audiox_turbo.flow import (
+    guided_velocity,
     interpolate,
     sample_euler,
     sample_student,
@@ -242,9 +243,8 @@ def distil(
         if not schedule.updates_generator(iteration):
             continue
         x = x0_from_velocity(x_t, t_k, student_fn(x_t, t_k))
-        real_fn = bind_guided(
-            teacher, torch.cat([labels, torch.full_like(labels, NULL)]), settings.teacher_cfg
-        )
+        pair = torch.cat([labels, torch.full_like(labels, NULL)])
+        real_fn = guided_velocity(partial(teacher, labels=pair), settings.teacher_cfg)
         gen_loss = distribution_matching_loss(
             x, real_fn, fake_fn, dmd_timesteps(), torch.randn(b, 2, generator=g)
         )

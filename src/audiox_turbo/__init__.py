@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 __all__ = ["AudioXTurbo", "load", "presets"]
 
 if TYPE_CHECKING:
+    from audiox_turbo.interface import Pipeline
     from audiox_turbo.pipeline import AudioXTurbo
 
 
@@ -24,8 +25,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def load(path_or_preset: str, **kwargs: Any) -> AudioXTurbo:
-    """A pipeline from a model directory or a preset name (random weights)."""
-    from audiox_turbo.pipeline import AudioXTurbo
+def load(path_or_preset: str, device: str | None = None, dtype: str | None = None) -> Pipeline:
+    """A pipeline from a model directory (native or official) or a preset name (random weights)."""
+    from audiox_turbo.loader import load as load_pipeline
 
-    return AudioXTurbo.load(path_or_preset, **kwargs)
+    return load_pipeline(path_or_preset, device=device, dtype=dtype)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from audiox_turbo.errors import AudioXError
+
+if TYPE_CHECKING:
+    from audiox_turbo.interface import Pipeline
 
 app = typer.Typer(
     name="audiox-turbo",
@@ -47,16 +51,17 @@ def main() -> None:
         sys.exit(2)
 
 
-def _load_model(model: str | None, preset_name: str | None, device: str, dtype: str):
+def _load_model(model: str | None, preset_name: str | None, device: str, dtype: str) -> Pipeline:
     """A pipeline from --model DIR or --preset NAME; neither: the shipped model, else `tiny`."""
-    from audiox_turbo.pipeline import AudioXTurbo, shipped_model_dir
+    from audiox_turbo.loader import load
+    from audiox_turbo.model_dir import read_model_config, shipped_model_dir
 
     if model and preset_name:
         raise AudioXError("give either --model or --preset, not both")
+    if model is not None:
+        read_model_config(model)  # a missing or broken directory is an error, never a preset
     shipped = shipped_model_dir()
-    if model or (preset_name is None and shipped is not None):
-        return AudioXTurbo.from_pretrained(model or shipped, device=device, dtype=dtype)
-    return AudioXTurbo.from_preset(preset_name or "tiny", device=device, dtype=dtype)
+    return load(model or preset_name or shipped or "tiny", device=device, dtype=dtype)
 
 
 def _parse_span(span: str | None) -> tuple[float, float] | None:
@@ -86,7 +91,9 @@ def generate(
     video: str | None = typer.Option(None, "--video", "-v", help="Video (or still image) prompt."),
     video_start: float = typer.Option(0.0, help="Seconds into --video where the audio starts."),
     audio: str | None = typer.Option(None, "--audio", "-a", help="Audio prompt."),
-    audio_mode: str = typer.Option("continue", help="continue | inpaint | reference"),
+    audio_mode: str | None = typer.Option(
+        None, help="continue | inpaint | reference (default: the model's; native: continue)."
+    ),
     span: str | None = typer.Option(None, help="START,END seconds: span to regenerate (inpaint)."),
     duration: float | None = typer.Option(None, "--duration", "-d", help="Seconds to generate."),
     steps: int | None = typer.Option(None, help="Sampling steps (default: the model's)."),
@@ -124,8 +131,6 @@ def generate(
     from audiox_turbo.io.audio import save_audio
 
     pipe = _load_model(model, preset_name, device, dtype)
-    if sync_features and getattr(pipe.config, "variant", "native") != "official":
-        raise AudioXError("--sync-features only applies to official-variant models")
     if cuda_graphs:
         pipe.enable_cuda_graphs()
     if not pipe.trained:
@@ -158,8 +163,8 @@ def generate(
             num_outputs=num_outputs,
             method=method,
             video_start=video_start,
+            sync_features=sync_features,
             callback=on_step,
-            **({"sync_features": sync_features} if sync_features else {}),
         )
     for path, wav in zip(_output_paths(out, num_outputs), result.waveforms, strict=True):
         if suffix == ".mp4":
@@ -179,9 +184,9 @@ def info(model: str = typer.Argument(..., help="Model directory or preset name."
     import json
 
     from audiox_turbo.config import to_dict
-    from audiox_turbo.pipeline import AudioXTurbo
+    from audiox_turbo.loader import load
 
-    pipe = AudioXTurbo.load(model)
+    pipe = load(model)
     typer.echo(json.dumps(to_dict(pipe.config), indent=2))
     for name, count in pipe.parameter_counts().items():
         typer.echo(f"{name:>14}: {count:,}")

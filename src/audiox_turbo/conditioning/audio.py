@@ -56,6 +56,33 @@ def audio_keep_mask(
     return keep
 
 
+def align_audio_prompt(
+    latents: torch.Tensor,
+    mode: str,
+    span: tuple[float, float] | None,
+    duration: float,
+    frames: int,
+    latent_rate: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One prompt's latents (D, Ta) aligned to the output (D, T=frames), and its keep (1, T).
+
+    reference: tiled to T, keep nothing; continue: keep the prompt's own length unless a span
+    says otherwise; inpaint: needs a span. Frames past the prompt's end are never kept.
+    """
+    have = latents.shape[-1]
+    if mode == "reference":
+        aligned = latents[:, torch.arange(frames, device=latents.device) % have]
+        return aligned, torch.zeros(1, frames, device=latents.device)
+    aligned = nn.functional.pad(latents[:, :frames], (0, max(0, frames - have)))
+    if mode == "continue":
+        span = span or (0.0, min(have / latent_rate, duration))
+    elif span is None:
+        raise AudioXError("audio mode 'inpaint' needs a span (start, end) in seconds to regenerate")
+    keep = audio_keep_mask(mode, frames, span, duration, 1)[0].to(latents.device)
+    keep[:, have:] = 0.0
+    return aligned, keep
+
+
 class AudioPromptConditioner(nn.Module):
     """Latents (B, latent_dim, T) + keep (B, 1, T) -> ModalityTokens (B, T, dim) and prompt."""
 

@@ -1,4 +1,4 @@
-"""The Conditioner: text + video + audio prompt -> MAF -> `Conditions` for the denoiser."""
+"""The Conditioner: `ConditionInputs` (text, video, audio prompt) -> MAF -> `Conditions`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from torch import nn
 
 from audiox_turbo.conditioning.audio import AudioPromptConditioner
 from audiox_turbo.conditioning.fusion import MultimodalAdaptiveFusion
+from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.conditioning.text import TextConditioner
 from audiox_turbo.conditioning.tokens import ModalityTokens
 from audiox_turbo.conditioning.video import VideoConditioner
 from audiox_turbo.config import ModelConfig
+from audiox_turbo.errors import AudioXError
 
 
 @dataclass
@@ -103,33 +105,20 @@ class Conditioner(nn.Module):
 
     def forward(
         self,
-        batch_size: int,
+        inputs: ConditionInputs,
         frames: int,
         duration: float,
-        text: list[str | None] | None = None,
-        video: torch.Tensor | None = None,
-        video_present: torch.Tensor | None = None,
-        audio_latents: torch.Tensor | None = None,
-        audio_keep: torch.Tensor | None = None,
-        audio_present: torch.Tensor | None = None,
         drop: bool = False,
         generator: torch.Generator | None = None,
-        video_features: torch.Tensor | None = None,
-        text_features: tuple[torch.Tensor, torch.Tensor] | None = None,
-        audio_reference: torch.Tensor | None = None,
-        video_mask: torch.Tensor | None = None,
     ) -> Conditions:
-        """Conditions for B samples of `frames` latent frames (`duration` seconds).
+        """Conditions for `inputs.batch_size` samples of `frames` latent frames (`duration` s).
 
-        video: uint8 (B, Nv, 3, H, W) with Nv = config.video_frames(duration), or instead
-        video_features (B, Nv, video_feature_dim), cached outputs of a frozen frame encoder
-        (they skip it; see `VideoConditioner`); video_mask (B, Nv) bool marks real (not padded)
-        frames; text_features (states (B, L, text_feature_dim),
-        mask (B, L)) likewise cached from a frozen text encoder for the B prompts; audio_latents
-        (B, latent_dim, T=frames) with audio_keep (B, 1, T) and audio_reference (B,) bool (default:
-        no keep = reference; see `AudioPromptConditioner`).
-        drop=True drops each modality per sample with config.denoiser.*_dropout (train time).
+        Video has config.video_frames(duration) frames. Cached text/video features skip their
+        frozen encoder (a trainable encoder refuses them). drop=True drops each modality per
+        sample with config.denoiser.*_dropout (train time), drawn from `generator`.
         """
+        self._check_cached(inputs)
+        batch_size = inputs.batch_size
         device = self.text.null.device
         keep_text = keep_video = keep_audio = None
         if drop:
@@ -137,23 +126,30 @@ class Conditioner(nn.Module):
             probabilities = (d.text_dropout, d.video_dropout, d.audio_dropout)
             keep = condition_dropout(batch_size, probabilities, generator).to(device)
             keep_text, keep_video, keep_audio = keep.unbind(0)
-        if video_present is not None:
-            video_present = video_present.to(device)
-            keep_video = video_present if keep_video is None else keep_video & video_present
-        if audio_present is not None:
-            audio_present = audio_present.to(device)
-            keep_audio = audio_present if keep_audio is None else keep_audio & audio_present
-        text_tokens = self.text(text, batch_size, keep_text, text_features)
+        keep_video = _both(keep_video, inputs.video_present, device)
+        keep_audio = _both(keep_audio, inputs.audio_present, device)
+        text_features = None
+        if inputs.text_features is not None:
+            mask = inputs.text_mask
+            if mask is None:
+                mask = torch.ones(inputs.text_features.shape[:2], dtype=torch.bool)
+            text_features = (inputs.text_features, mask)
+        text_tokens = self.text(inputs.text, batch_size, keep_text, text_features)
         video_tokens = self.video(
-            video,
+            inputs.video,
             batch_size,
             self.config.video_frames(duration),
             keep_video,
-            video_features,
-            video_mask,
+            inputs.video_features,
+            inputs.video_mask,
         )
         audio_tokens, prompt = self.audio(
-            audio_latents, audio_keep, batch_size, frames, keep_audio, audio_reference
+            inputs.audio_latents,
+            inputs.audio_keep,
+            batch_size,
+            frames,
+            keep_audio,
+            inputs.audio_reference,
         )
         streams, pooled = self.fusion(
             {"text": text_tokens, "video": video_tokens, "audio": audio_tokens}
@@ -162,4 +158,31 @@ class Conditioner(nn.Module):
 
     def unconditional(self, batch_size: int, frames: int, duration: float) -> Conditions:
         """Every modality absent (learned nulls): the CFG unconditional branch."""
-        return self(batch_size, frames, duration)
+        return self(ConditionInputs(batch_size), frames, duration)
+
+    def _check_cached(self, inputs: ConditionInputs) -> None:
+        """Cached features skip an encoder: refuse them where that encoder is trainable."""
+        if inputs.text_features is not None and not self.text.frozen_encoder:
+            encoder = self.config.conditioning.text_encoder
+            raise AudioXError(
+                f"cached text features were given, but text encoder {encoder!r} is trainable "
+                "and would be bypassed; use a frozen encoder (minilm, t5) or data without "
+                "cached text features"
+            )
+        if inputs.video_features is not None and not self.video.frozen_encoder:
+            encoder = self.config.conditioning.video_encoder
+            raise AudioXError(
+                f"cached video features were given, but video encoder {encoder!r} is trainable "
+                "and would be bypassed; use a frozen encoder (video_encoder 'clip') or data "
+                "with video frames"
+            )
+
+
+def _both(
+    keep: torch.Tensor | None, present: torch.Tensor | None, device: torch.device
+) -> torch.Tensor | None:
+    """The per-sample AND of two optional (B,) bool flags."""
+    if present is None:
+        return keep
+    present = present.to(device)
+    return present if keep is None else keep & present

@@ -95,9 +95,9 @@ def encode(
     import torch
 
     from audiox_turbo.data.latents import encode_to_shards
-    from audiox_turbo.pipeline import AudioXTurbo
+    from audiox_turbo.loader import load
 
-    pipe = AudioXTurbo.load(model if model is not None else str(preset_name), device=device)
+    pipe = load(model if model is not None else str(preset_name), device=device)
     codec = pipe.codec
     target = next(codec.parameters()).device
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.data.manifest import TASKS, ClipRecord, manifest_root, read_manifest
 from audiox_turbo.errors import AudioXError, MediaError
 
@@ -359,9 +360,28 @@ class ClipDataset(Dataset):
         )
 
 
+def condition_inputs(batch: dict[str, Any]) -> ConditionInputs:
+    """The conditioner's inputs of a collated batch: captions (None where the task has no
+    text), cached caption features, video frames or cached video features, with their masks.
+    The audio prompt is added by the training task, which encodes it with the codec."""
+    present = batch["text_present"].tolist()
+    text = [t if p else None for t, p in zip(batch["text"], present, strict=True)]
+    return ConditionInputs(
+        len(text),
+        text=text,
+        text_features=batch.get("text_features"),
+        text_mask=batch.get("text_feature_mask"),
+        video=batch.get("video"),
+        video_features=batch.get("video_features"),
+        video_mask=batch.get("video_mask", batch.get("video_feature_mask")),
+        video_present=batch.get("video_present"),
+    )
+
+
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Batch sample dicts: tensors are zero-padded to the largest shape and stacked, numbers
-    and flags become tensors, strings and other values become lists."""
+    and flags become tensors, strings and other values become lists; a batch of captioned
+    clips also gets its `conditions` (`condition_inputs`)."""
     batch: dict[str, Any] = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
@@ -376,6 +396,8 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
             batch[key] = torch.tensor(values, dtype=torch.float64)
         else:
             batch[key] = values
+    if "text_present" in batch:
+        batch["conditions"] = condition_inputs(batch)
     return batch
 
 

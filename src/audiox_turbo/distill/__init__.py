@@ -21,7 +21,6 @@ _MODULE_OF = {
     "backward_simulate": "dmd",
     "bind_condition": "dmd",
     "bind_features": "dmd",
-    "bind_guided": "dmd",
     "distribution_matching_loss": "dmd",
     "dmd_generator_loss": "dmd",
     "dmd_gradient": "dmd",

@@ -5,9 +5,10 @@ Network protocol (what the teacher, the student and the fake-score network must 
     net(x_t, t, cond) -> v                                  x_t (B, ...), t (B,), v like x_t
     net(x_t, t, cond, return_features=True) -> (v, feats)   feats: list of (B, tokens, dim)
 
-`cond` is opaque here. For CFG the caller passes the batched condition cat[cond, null] for
-2B samples (see `bind_guided`). All losses below take plain velocity functions (x_t, t) -> v,
-so the same code drives the MMDiT and the toy networks of the tests.
+`cond` is opaque here. The real score with CFG is a velocity function built by the project's
+one guidance path (`flow.sampling.guided_velocity`; for the native model
+`model.generation.conditioned_velocity`). All losses below take plain velocity functions
+(x_t, t) -> v, so the same code drives the MMDiT and the toy networks of the tests.
 
 Every loss takes an optional frame mask (B, T) bool for samples (B, ..., T): padded frames
 (False) carry no loss, and means run over valid elements only. None = every frame is valid.
@@ -28,7 +29,7 @@ from audiox_turbo.flow.path import (
     velocity_target,
     x0_from_velocity,
 )
-from audiox_turbo.flow.sampling import VelocityFn, guided_velocity, sample_student
+from audiox_turbo.flow.sampling import VelocityFn, sample_student
 
 FeatureFn = Callable[[Tensor, Tensor], tuple[Tensor, list[Tensor]]]
 
@@ -44,11 +45,6 @@ class VelocityNetwork(Protocol):
 def bind_condition(net: VelocityNetwork, cond: Any) -> VelocityFn:
     """Velocity function (x_t, t) -> v of `net` under a fixed condition (no CFG, 1 NFE)."""
     return lambda x_t, t: net(x_t, t, cond)
-
-
-def bind_guided(net: VelocityNetwork, cond_pair: Any, scale: float) -> VelocityFn:
-    """CFG velocity function; `cond_pair` is the 2B condition cat[cond, null] (2 NFE, 1 forward)."""
-    return guided_velocity(lambda x2, t2: net(x2, t2, cond_pair), scale)
 
 
 def bind_features(net: VelocityNetwork, cond: Any) -> FeatureFn:

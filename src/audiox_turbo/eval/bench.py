@@ -9,9 +9,12 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audiox_turbo.errors import AudioXError
+
+if TYPE_CHECKING:
+    from audiox_turbo.interface import Pipeline
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def _synchronise(device: Any) -> None:
 
 
 def time_generation(
-    pipe: Any,
+    pipe: Pipeline,
     settings: list[tuple[int, float]],
     duration: float | None = None,
     repeats: int = 3,
@@ -72,9 +75,7 @@ def time_generation(
     fixed length) per (steps, cfg) setting."""
     if repeats < 1:
         raise AudioXError(f"--repeats {repeats}: must be >= 1")
-    if duration is None:  # fixed-length models (the official variant) carry their own
-        duration = float(getattr(pipe.config, "duration", 10.0))
-    pipe.check_duration(duration)
+    duration = pipe.check_duration(duration)  # None: the model's default (official: fixed)
     rows = []
     for steps, cfg in settings:
         method = "student" if cfg == 1.0 else "euler"

@@ -67,10 +67,10 @@ def bench_command(
         timing_json,
         timing_table,
     )
-    from audiox_turbo.pipeline import AudioXTurbo
+    from audiox_turbo.loader import load
 
     settings = pair_settings(parse_numbers(steps, int), parse_numbers(cfg, float))
-    pipe = AudioXTurbo.load(model, device=device)
+    pipe = load(model, device=device)
     rows = time_generation(pipe, settings, duration, repeats)
     typer.echo(timing_table(rows), nl=False)
     write_json_atomic(out, timing_json(rows, pipe.config.name))
@@ -103,7 +103,7 @@ def world_command(
         run_world_benchmark,
         select_prompts,
     )
-    from audiox_turbo.pipeline import AudioXTurbo
+    from audiox_turbo.loader import load
 
     if clips < 1:
         raise AudioXError(f"--clips {clips}: must be >= 1")
@@ -113,7 +113,7 @@ def world_command(
         from audiox_turbo.eval.embedders import get_embedder
 
         clap = get_embedder("clap", clap_checkpoint)
-    pipe = AudioXTurbo.load(model, device=device)
+    pipe = load(model, device=device)
     if data is None:
         manifest = ensure_world(out / "world_test", clips, duration)
     else:

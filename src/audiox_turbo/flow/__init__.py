@@ -11,10 +11,14 @@ from audiox_turbo.flow.path import (
     x0_from_velocity,
 )
 from audiox_turbo.flow.sampling import (
+    SAMPLING_METHODS,
     NFECounter,
+    SamplerSettings,
     VelocityFn,
     classifier_free_guidance,
     guided_velocity,
+    rescale_guidance,
+    sample,
     sample_euler,
     sample_heun,
     sample_student,
@@ -23,13 +27,17 @@ from audiox_turbo.flow.sampling import (
 )
 
 __all__ = [
+    "SAMPLING_METHODS",
     "NFECounter",
+    "SamplerSettings",
     "VelocityFn",
     "classifier_free_guidance",
     "eps_from_velocity",
     "guided_velocity",
     "interpolate",
     "length_shift",
+    "rescale_guidance",
+    "sample",
     "sample_euler",
     "sample_heun",
     "sample_student",

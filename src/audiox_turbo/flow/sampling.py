@@ -3,11 +3,16 @@
 A velocity function maps (x_t (B, ...), t (B,)) to v (B, ...). Timestep schedules are float64
 grids; samplers cast each t to the dtype and device of the state. Samplers do not switch
 autograd off: wrap them in `torch.no_grad()` / `torch.inference_mode()` for generation.
+`guided_velocity` is the one CFG of the project and `sample` the one dispatch over methods:
+the native models (`model/generation.py`) and the official network (`official/sampling.py`)
+both build on them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,6 +22,7 @@ from audiox_turbo.flow.path import shift_timesteps, x0_from_velocity
 
 VelocityFn = Callable[[Tensor, Tensor], Tensor]
 ProgressCallback = Callable[[int, int], None]
+SAMPLING_METHODS = ("euler", "heun", "student")
 
 
 def teacher_timesteps(steps: int, shift: float = 1.0) -> Tensor:
@@ -36,8 +42,16 @@ def classifier_free_guidance(v_cond: Tensor, v_uncond: Tensor, scale: float) -> 
     return v_uncond + scale * (v_cond - v_uncond)
 
 
-def guided_velocity(forward_pair: Callable[[Tensor, Tensor], Tensor], scale: float) -> VelocityFn:
-    """CFG velocity from one batched forward (2 NFE per call).
+def rescale_guidance(guided: Tensor, v_cond: Tensor, scale_phi: float) -> Tensor:
+    """CFG rescale over channels (B, C, ...): φ·g·std_C(v_cond)/std_C(g) + (1 − φ)·g (unbiased)."""
+    ratio = v_cond.std(dim=1, keepdim=True) / guided.std(dim=1, keepdim=True)
+    return scale_phi * guided * ratio + (1 - scale_phi) * guided
+
+
+def guided_velocity(
+    forward_pair: Callable[[Tensor, Tensor], Tensor], scale: float, rescale_phi: float = 0.0
+) -> VelocityFn:
+    """CFG velocity from one batched forward (2 NFE per call), optionally rescaled (φ > 0).
 
     `forward_pair(x2, t2)` gets x2 = cat[x, x] (2B, ...) and t2 (2B,) and returns cat[v_cond,
     v_uncond]; the caller binds the batched condition cat[cond, null].
@@ -45,9 +59,45 @@ def guided_velocity(forward_pair: Callable[[Tensor, Tensor], Tensor], scale: flo
 
     def velocity(x: Tensor, t: Tensor) -> Tensor:
         v_cond, v_uncond = forward_pair(torch.cat([x, x]), torch.cat([t, t])).chunk(2)
-        return classifier_free_guidance(v_cond, v_uncond, scale)
+        guided = classifier_free_guidance(v_cond, v_uncond, scale)
+        return guided if rescale_phi == 0.0 else rescale_guidance(guided, v_cond, rescale_phi)
 
     return velocity
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How to sample: method (euler | heun | student), steps, CFG scale, timestep shift."""
+
+    method: str = "euler"
+    steps: int = 25
+    cfg: float = 1.0
+    shift: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.method not in SAMPLING_METHODS:
+            raise ValueError(
+                f"unknown sampling method {self.method!r}; use {', '.join(SAMPLING_METHODS)}"
+            )
+        if not 1 <= self.steps <= 1000:
+            raise ValueError(f"steps must be in 1..1000, got {self.steps}")
+        if not math.isfinite(self.cfg) or self.cfg < 0:
+            raise ValueError(f"cfg must be a finite number ≥ 0, got {self.cfg}")
+        if self.method == "student" and self.cfg != 1.0:
+            raise ValueError("the few-step student sampler runs without CFG: use cfg=1")
+        if not math.isfinite(self.shift) or self.shift <= 0:
+            raise ValueError(f"shift must be a finite number > 0, got {self.shift}")
+
+    @property
+    def guided(self) -> bool:
+        """True when the velocity needs the unconditional branch (cfg ≠ 1)."""
+        return self.cfg != 1.0
+
+    def timesteps(self) -> Tensor:
+        """The float64 grid `sample` walks: (steps + 1,) for ODE methods, (steps,) for student."""
+        if self.method == "student":
+            return student_timesteps(self.steps, self.shift)
+        return teacher_timesteps(self.steps, self.shift)
 
 
 class NFECounter:
@@ -144,3 +194,21 @@ def sample_student(
         if callback is not None:
             callback(i + 1, total)
     return x0
+
+
+def sample(
+    velocity: VelocityFn,
+    noise: Tensor,
+    settings: SamplerSettings,
+    generator: torch.Generator | None = None,
+    callback: ProgressCallback | None = None,
+) -> Tensor:
+    """x0 (B, ...) from noise (B, ...) with `settings`; `generator` feeds the student's re-noising.
+
+    `velocity` is used as given: bind CFG into it (`guided_velocity`) when settings.guided.
+    """
+    grid = settings.timesteps()
+    if settings.method == "student":
+        return sample_student(velocity, noise, grid, generator, callback)
+    run = sample_euler if settings.method == "euler" else sample_heun
+    return run(velocity, noise, grid, callback)

@@ -1,4 +1,5 @@
-"""The official MMDiT denoiser (ARCHITECTURE.md §5) with its batched CFG and rescale (§6.2).
+"""The official MMDiT denoiser (ARCHITECTURE.md §5); its CFG and rescale (§6.2) are the
+project's one guidance path, bound in `official/sampling.py`.
 
 Parameter names mirror the released checkpoint below `model.model.` so conversion is a prefix
 rename. Quirks kept on purpose: heads of width 24 (64 heads at 1536), q/k/v interleaved in the
@@ -14,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audiox_turbo.flow.sampling import classifier_free_guidance
 from audiox_turbo.official.config import OfficialConfig
 from audiox_turbo.rope import apply_rope, rope_angles, rope_frequencies
 
@@ -178,8 +178,9 @@ class OfficialMMDiT(nn.Module):
         f = f @ self.timestep_features.weight.T
         return self.to_timestep_embed(torch.cat([f.cos(), f.sin()], dim=-1))
 
-    def velocity(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
-        """One conditional branch (no CFG): x (B,C,L), t (B,), cond (B,384,D) -> (B,C,L)."""
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
+        """One conditional branch: x (B,C,L), t (B,), cond (B,384,D) -> (B,C,L) (CFG:
+        `official.sampling.official_velocity`)."""
         if x.shape[-1] != self.latent_frames:
             raise ValueError(
                 f"the official MMDiT takes exactly {self.latent_frames} latent frames, "
@@ -189,24 +190,3 @@ class OfficialMMDiT(nn.Module):
         x = self.preprocess_conv(x) + x
         out = self.transformer(x.transpose(1, 2), time_token, cond)[:, 1:].transpose(1, 2)
         return self.postprocess_conv(out) + out
-
-    def forward(
-        self, x: Tensor, t: Tensor, cond: Tensor, cfg_scale: float = 1.0, scale_phi: float = 0.0
-    ) -> Tensor:
-        """Velocity with the official batched CFG: the null branch is all-zero `cond` (§6.2)."""
-        if cfg_scale == 1.0:
-            return self.velocity(x, t, cond)
-        both = self.velocity(
-            torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, torch.zeros_like(cond)])
-        )
-        v_cond, v_uncond = both.chunk(2)
-        guided = classifier_free_guidance(v_cond, v_uncond, cfg_scale)
-        if scale_phi == 0.0:
-            return guided
-        return rescale_guidance(guided, v_cond, scale_phi)
-
-
-def rescale_guidance(guided: Tensor, v_cond: Tensor, scale_phi: float) -> Tensor:
-    """CFG rescale over channels (B,C,L): φ·g·(std_C(cond)/std_C(g)) + (1−φ)·g, unbiased std."""
-    ratio = v_cond.std(dim=1, keepdim=True) / guided.std(dim=1, keepdim=True)
-    return scale_phi * guided * ratio + (1 - scale_phi) * guided

@@ -19,13 +19,13 @@ from torch import Tensor, nn
 from audiox_turbo.atomic import atomic_directory, atomic_file
 from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.errors import AudioXError, ModelLoadError
-from audiox_turbo.flow.sampling import ProgressCallback
+from audiox_turbo.flow.sampling import ProgressCallback, SamplerSettings
 from audiox_turbo.model.graphs import GraphedForward, require_cuda
 from audiox_turbo.official.audio_prompt import OfficialAudioPromptConditioner
 from audiox_turbo.official.config import VARIANT, OfficialConfig
 from audiox_turbo.official.fusion import OfficialFusion
 from audiox_turbo.official.mmdit import OfficialMMDiT
-from audiox_turbo.official.sampling import sample_dmd, sample_euler_cfg
+from audiox_turbo.official.sampling import sample_official
 from audiox_turbo.official.text import OfficialTextConditioner
 from audiox_turbo.official.video import OfficialVideoConditioner, prepare_clip_frames
 
@@ -287,10 +287,11 @@ class OfficialAudioXTurbo(nn.Module):
         ).to(self.dtype)
         cond = self.condition(prompts, video_frames, sync_features, audio, generator)
         denoiser = self.graphed if self.graphed is not None and noise.is_cuda else self.denoiser
-        if sampler == "dmd":
-            latents = sample_dmd(denoiser, noise, cond, steps, generator, callback)
-        else:
-            latents = sample_euler_cfg(denoiser, noise, cond, steps, cfg, scale_phi, callback)
+        try:
+            settings = SamplerSettings("student" if sampler == "dmd" else "euler", steps, cfg)
+        except ValueError as e:
+            raise AudioXError(str(e)) from None
+        latents = sample_official(denoiser, noise, cond, settings, generator, scale_phi, callback)
         wav = self.codec.decode(latents.float())
         if duration is not None:
             wav = wav[..., : round(duration * c.codec.sample_rate)]

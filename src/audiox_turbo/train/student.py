@@ -20,12 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from audiox_turbo.conditioning.conditioner import Conditions
+from audiox_turbo.codec.oobleck import OobleckVAE
+from audiox_turbo.conditioning.conditioner import Conditioner, Conditions
+from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.config import DistillConfig, ModelConfig, SamplerDefaults, TrainConfig
 from audiox_turbo.distill.discriminator import (
     GAN_LOSSES,
@@ -38,8 +40,6 @@ from audiox_turbo.distill.discriminator import (
 from audiox_turbo.distill.dmd import (
     TwoTimescaleSchedule,
     backward_simulate,
-    bind_condition,
-    bind_guided,
     distribution_matching_loss,
     fake_score_loss,
     noised_real_input,
@@ -48,19 +48,23 @@ from audiox_turbo.distill.dmd import (
 )
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.flow.path import interpolate, x0_from_velocity
-from audiox_turbo.flow.sampling import (
-    VelocityFn,
-    sample_euler,
-    sample_student,
-    teacher_timesteps,
-)
+from audiox_turbo.flow.sampling import SamplerSettings, VelocityFn, sample
 from audiox_turbo.model.denoiser import Denoiser
+from audiox_turbo.model.flow_model import FlowModel
+from audiox_turbo.model.generation import conditioned_velocity, sample_latents
+from audiox_turbo.model_dir import NATIVE_COMPONENTS, save_model_dir
 from audiox_turbo.train.loop import AudioSample, OptimizerSpec, StepContext, Task
 from audiox_turbo.train.run_config import TeacherTrainingConfig
-from audiox_turbo.train.teacher import FlowModel, TeacherTask
+from audiox_turbo.train.teacher import VALIDATION_SEED, TeacherTask
 
-if TYPE_CHECKING:
-    from audiox_turbo.pipeline import AudioXTurbo
+
+class TeacherModel(Protocol):
+    """What distillation takes from a trained teacher (an `AudioXTurbo` is one)."""
+
+    config: ModelConfig
+    codec: OobleckVAE
+    conditioner: Conditioner
+    denoiser: Denoiser
 
 
 def student_shift(steps: Sequence[float]) -> float:
@@ -129,7 +133,7 @@ class DistillTask(Task):
 
     def __init__(
         self,
-        teacher: AudioXTurbo,
+        teacher: TeacherModel,
         train_config: TrainConfig,
         settings: DistillConfig,
         validation_prompts: Sequence[str] = (),
@@ -215,11 +219,11 @@ class DistillTask(Task):
     # the two phases ----------------------------------------------------------------------
     def prepare(self, batch: dict[str, Any], ctx: StepContext) -> DistillBatch:
         """Latents and the (frozen, no-dropout) teacher conditions of a micro-batch."""
-        x0, mask, inputs = self.data.latents_and_inputs(batch, ctx)
+        b = self.data.latents_and_inputs(batch, ctx)
         teacher: FlowModel = ctx.modules["teacher"]
         with torch.no_grad():
-            cond = teacher.condition(x0.shape[0], x0.shape[-1], inputs)
-        return DistillBatch(x0, mask, cond, inputs["duration"])
+            cond = teacher.condition(b.inputs, b.x0.shape[-1], b.duration)
+        return DistillBatch(b.x0, b.mask, cond, b.duration)
 
     def student_input(self, b: DistillBatch, ctx: StepContext) -> tuple[Tensor, Tensor, int]:
         """x_t (B, D, T) and t (B,) at a random student step k, and k (no grad).
@@ -336,65 +340,62 @@ class DistillTask(Task):
         return {"loss": loss, **losses}
 
     def teacher_velocity(self, b: DistillBatch, ctx: StepContext) -> VelocityFn:
-        """The frozen teacher's velocity (x_t, t) -> v with CFG at `teacher_cfg` (no grad)."""
+        """The frozen teacher's velocity (x_t, t) -> v with CFG at `teacher_cfg` (the real
+        score: the guided velocity of `generate`, against the learned nulls)."""
         teacher: FlowModel = ctx.modules["teacher"]
-        cfg = self.settings.teacher_cfg
-        if cfg == 1.0:
-            return bind_condition(partial(teacher.denoiser, x_mask=b.mask), b.cond)
-        n, frames = b.x0.shape[0], b.x0.shape[-1]
         with torch.no_grad():
-            uncond = teacher.conditioner.unconditional(n, frames, b.duration)
-        pair = Conditions.cat([b.cond, uncond])
-        return bind_guided(partial(teacher.denoiser, x_mask=b.mask.repeat(2, 1)), pair, cfg)
+            return conditioned_velocity(
+                teacher.denoiser,
+                teacher.conditioner,
+                b.cond,
+                self.settings.teacher_cfg,
+                b.duration,
+                x_mask=b.mask,
+            )
 
     def teacher_ode(self, b: DistillBatch, noise: Tensor, ctx: StepContext) -> Tensor:
         """Teacher ODE endpoint (B, D, T) from `noise`: Euler, the model's default steps, CFG."""
         sampler = self.model_config.sampler
-        grid = teacher_timesteps(sampler.steps, sampler.shift)
-        return sample_euler(self.teacher_velocity(b, ctx), noise, grid)
+        settings = SamplerSettings("euler", sampler.steps, self.settings.teacher_cfg, sampler.shift)
+        return sample(self.teacher_velocity(b, ctx), noise, settings)
 
     # validation and export ---------------------------------------------------------------
     def samples(self, ctx: StepContext) -> list[AudioSample]:
-        """The validation prompts through the (EMA) student: its x0 after each of its steps."""
+        """The validation prompts through the (EMA) student as `generate` runs it (seed 0):
+        its x0 estimate after each of its steps."""
         if not self.validation_prompts:
             return []
         teacher: FlowModel = ctx.modules["teacher"]
         student: Denoiser = ctx.unwrapped("student")
-        codec_cfg = self.model_config.codec
-        n = len(self.validation_prompts)
-        frames = self.model_config.latent_frames(self.validation_seconds)
-        duration = frames / codec_cfg.latent_rate
-        cond = teacher.condition(n, frames, {"duration": duration, "text": self.validation_prompts})
+        n, duration = len(self.validation_prompts), self.validation_seconds
+        inputs = ConditionInputs(n, text=list(self.validation_prompts))
+        cond = teacher.condition(inputs, self.model_config.latent_frames(duration), duration)
         estimates: list[Tensor] = []
 
-        def velocity(x: Tensor, t: Tensor) -> Tensor:
-            v = student(x, t, cond)
+        def recording_student(x: Tensor, t: Tensor, cond: Conditions, **kwargs: Any) -> Tensor:
+            v = student(x, t, cond, **kwargs)
             estimates.append(x0_from_velocity(x, t, v))
             return v
 
-        g = torch.Generator(device=ctx.device).manual_seed(0)
-        noise = torch.randn(n, codec_cfg.latent_dim, frames, generator=g, device=ctx.device)
-        sample_student(velocity, noise, self.timesteps, generator=g)
+        settings = SamplerSettings("student", len(self.timesteps), 1.0, self.shift)
+        sample_latents(
+            recording_student, teacher.conditioner, cond, settings, VALIDATION_SEED, duration
+        )
+        rate, samples = self.model_config.codec.sample_rate, self.model_config.num_samples(duration)
         clips = []
         for step, x0 in enumerate(estimates, start=1):
-            audio = ctx.modules["codec"].decode(x0.float()).clamp(-1, 1)
-            clips += [
-                AudioSample(f"prompt{i}_step{step}", audio[i], codec_cfg.sample_rate)
-                for i in range(n)
-            ]
+            audio = ctx.modules["codec"].decode(x0.float()).clamp(-1, 1)[..., :samples]
+            clips += [AudioSample(f"prompt{i}_step{step}", audio[i], rate) for i in range(n)]
         return clips
 
     def export(self, directory: Path, ctx: StepContext) -> None:
         """A model folder whose sampler is the student's: `generate` runs it in 4 steps, cfg 1."""
-        from audiox_turbo.pipeline import AudioXTurbo
-
         sampler = SamplerDefaults(
             kind="student", steps=len(self.timesteps), cfg=1.0, method="student", shift=self.shift
         )
         config = dataclasses.replace(self.model_config, sampler=sampler, trained=True)
-        student = copy.deepcopy(ctx.unwrapped("student"))
-        model = AudioXTurbo(config, self.codec, self.teacher.conditioner, student)
-        model.save_pretrained(directory)
+        modules = (self.codec, self.teacher.conditioner, ctx.unwrapped("student"))
+        save_model_dir(directory, config, dict(zip(NATIVE_COMPONENTS, modules, strict=True)))
 
     def _dmd_timesteps(self, n: int, ctx: StepContext) -> Tensor:
         s = self.settings
