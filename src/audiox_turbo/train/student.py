@@ -55,8 +55,8 @@ from audiox_turbo.flow.sampling import (
     teacher_timesteps,
 )
 from audiox_turbo.model.denoiser import Denoiser
-from audiox_turbo.train.loop import AudioSample, OptimizerSpec, StepContext, Task
 from audiox_turbo.train.run_config import TeacherTrainingConfig
+from audiox_turbo.train.task import AudioSample, OptimizerSpec, StepContext, Task
 from audiox_turbo.train.teacher import FlowModel, TeacherTask
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ from audiox_turbo.errors import AudioXError
 from audiox_turbo.flow.path import interpolate, length_shift, sample_timesteps, velocity_target
 from audiox_turbo.flow.sampling import classifier_free_guidance, sample_euler, teacher_timesteps
 from audiox_turbo.model.denoiser import Denoiser
-from audiox_turbo.train.loop import AudioSample, OptimizerSpec, StepContext, Task
 from audiox_turbo.train.run_config import TeacherTrainingConfig
+from audiox_turbo.train.task import AudioSample, OptimizerSpec, StepContext, Task
 
 
 class FlowModel(nn.Module):
