@@ -156,6 +156,7 @@ class Trainer:
 
     @property
     def task(self) -> Task:
+        """The task being trained."""
         return self.state.task
 
     @property
@@ -175,10 +176,12 @@ class Trainer:
 
     @property
     def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LambdaLR]:
+        """LR schedules by optimiser name, stepped once per update of their optimiser."""
         return self.state.schedulers
 
     @property
     def ema(self) -> dict[str, EMA]:
+        """Float32 EMA by network name (under FSDP: of this process's shards)."""
         return self.state.ema
 
     @property
