@@ -44,8 +44,8 @@ def measure_distill(preset_name: str, steps: int) -> dict[str, float | int | str
     from audiox_turbo.config import DistillConfig, TrainConfig
     from audiox_turbo.data.dataset import collate
     from audiox_turbo.pipeline import AudioXTurbo
-    from audiox_turbo.train.loop import Trainer
     from audiox_turbo.train.student import DistillTask
+    from audiox_turbo.train.trainer import Trainer
 
     teacher = AudioXTurbo.from_preset(preset_name)
     batch, frames = BATCH[preset_name], teacher.config.latent_frames(CROP[preset_name])

@@ -207,7 +207,7 @@ def test_dataloader_collate_and_resume(clips: Path) -> None:
 
     from torch.utils.data import DataLoader
 
-    from audiox_turbo.train.loop import DataPosition, EpochChainBatchSampler
+    from audiox_turbo.train.data_order import DataPosition, EpochChainBatchSampler
 
     ds = ClipDataset(clips, SR, 1, 0.5, video_fps=4.0, video_size=8, seed=5)
 

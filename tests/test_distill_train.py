@@ -25,7 +25,6 @@ from audiox_turbo.distill.cli import distill
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.flow.sampling import student_timesteps
 from audiox_turbo.pipeline import AudioXTurbo
-from audiox_turbo.train.loop import Trainer
 from audiox_turbo.train.run_config import load_run_config
 from audiox_turbo.train.student import (
     DistillTask,
@@ -33,6 +32,7 @@ from audiox_turbo.train.student import (
     distill_train_config,
     student_shift,
 )
+from audiox_turbo.train.trainer import Trainer
 from conftest import randomize_
 
 HERE = Path(__file__).resolve()

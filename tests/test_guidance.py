@@ -15,10 +15,10 @@ from audiox_turbo.data.dataset import collate
 from audiox_turbo.flow.sampling import SamplerSettings, teacher_timesteps
 from audiox_turbo.model.generation import conditioned_velocity, seeded_noise
 from audiox_turbo.pipeline import AudioXTurbo
-from audiox_turbo.train.loop import Trainer
 from audiox_turbo.train.run_config import TeacherTrainingConfig
 from audiox_turbo.train.student import DistillTask
 from audiox_turbo.train.teacher import VALIDATION_SEED, TeacherTask
+from audiox_turbo.train.trainer import Trainer
 from conftest import randomize_
 
 DURATION = 0.5

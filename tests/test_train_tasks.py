@@ -16,7 +16,6 @@ from audiox_turbo.config import TrainConfig, preset
 from audiox_turbo.data.dataset import collate
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.train.codec import CodecTask
-from audiox_turbo.train.loop import Trainer
 from audiox_turbo.train.losses import (
     feature_matching_loss,
     hinge_discriminator_loss,
@@ -31,6 +30,7 @@ from audiox_turbo.train.run_config import (
     load_run_config,
 )
 from audiox_turbo.train.teacher import TeacherTask, masked_mse, prompt_keep
+from audiox_turbo.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = preset("tiny")

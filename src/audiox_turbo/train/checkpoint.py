@@ -132,13 +132,13 @@ def load_object(path: Path) -> Any:
 
 
 def read_manifest(checkpoint: Path) -> dict[str, Any]:
-    """The `trainer.json` of a checkpoint folder: step, world_size, sharded (FSDP; False when
-    absent, as in checkpoints written before the field existed) and per-rank positions."""
+    """The `trainer.json` of a checkpoint folder: step, world_size, sharded (whether written
+    under FSDP) and per-rank data positions [[epoch, batch], ...]."""
     path = checkpoint / MANIFEST
     try:
         manifest = json.loads(path.read_text())
         step, world = int(manifest["step"]), int(manifest["world_size"])
-        sharded = manifest.get("sharded", False)
+        sharded = manifest["sharded"]
         if not isinstance(sharded, bool):
             raise TypeError(f"sharded must be true or false, got {sharded!r}")
         positions = [[int(epoch), int(batch)] for epoch, batch in manifest["positions"]]

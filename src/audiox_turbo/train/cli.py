@@ -95,7 +95,7 @@ def fit_run(
     cpu: bool,
 ) -> None:
     from audiox_turbo.config import to_dict
-    from audiox_turbo.train.loop import Trainer
+    from audiox_turbo.train.trainer import Trainer
 
     trainer = Trainer(task, run.train, out, dataset, collate, run_config=to_dict(run), cpu=cpu)
     result = trainer.fit(max_steps=max_steps, resume=resume)

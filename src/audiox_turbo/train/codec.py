@@ -12,7 +12,6 @@ from torch import nn
 from audiox_turbo.codec.oobleck import OobleckVAE, kl_divergence
 from audiox_turbo.config import ModelConfig
 from audiox_turbo.train.codec_discriminator import MultiScaleSTFTDiscriminator
-from audiox_turbo.train.loop import AudioSample, OptimizerSpec, StepContext, Task
 from audiox_turbo.train.losses import (
     feature_matching_loss,
     hinge_discriminator_loss,
@@ -23,6 +22,7 @@ from audiox_turbo.train.losses import (
     waveform_l1,
 )
 from audiox_turbo.train.run_config import CodecTrainingConfig
+from audiox_turbo.train.task import AudioSample, OptimizerSpec, StepContext, Task
 
 
 class VAEReconstruction(nn.Module):

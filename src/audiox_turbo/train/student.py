@@ -53,8 +53,8 @@ from audiox_turbo.model.denoiser import Denoiser
 from audiox_turbo.model.flow_model import FlowModel
 from audiox_turbo.model.generation import conditioned_velocity, sample_latents
 from audiox_turbo.model_dir import NATIVE_COMPONENTS, save_model_dir
-from audiox_turbo.train.loop import AudioSample, OptimizerSpec, StepContext, Task
 from audiox_turbo.train.run_config import TeacherTrainingConfig
+from audiox_turbo.train.task import AudioSample, OptimizerSpec, StepContext, Task
 from audiox_turbo.train.teacher import VALIDATION_SEED, TeacherTask
 
 

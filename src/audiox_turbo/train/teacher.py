@@ -29,8 +29,8 @@ from audiox_turbo.model.denoiser import Denoiser
 from audiox_turbo.model.flow_model import FlowModel
 from audiox_turbo.model.generation import sample_latents
 from audiox_turbo.model_dir import NATIVE_COMPONENTS, save_model_dir
-from audiox_turbo.train.loop import AudioSample, OptimizerSpec, StepContext, Task
 from audiox_turbo.train.run_config import TeacherTrainingConfig
+from audiox_turbo.train.task import AudioSample, OptimizerSpec, StepContext, Task
 
 VALIDATION_SEED = 0
 """Seed of the validation samples: what `generate --seed 0` makes with the same weights."""

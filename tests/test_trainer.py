@@ -1,7 +1,7 @@
-"""The generic training engine on a toy task: EMA, schedules, checkpoints, resume, DDP and FSDP
-on gloo.
+"""The training engine on a toy task: accumulation, schedules per optimiser, EMA updates,
+checkpoints, resume, DDP and FSDP on gloo.
 
-Also a script (`python tests/test_train_loop.py RUN_DIR --max-steps N`) so the kill/resume and
+Also a script (`python tests/test_trainer.py RUN_DIR --max-steps N`) so the kill/resume and
 two-process tests can launch it the way users launch training.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import shutil
@@ -26,9 +25,9 @@ from torch import nn
 from audiox_turbo.config import TrainConfig
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.train import checkpoint as ckpt
-from audiox_turbo.train.ema import EMA, ema_decay_at
-from audiox_turbo.train.loop import OptimizerSpec, StepContext, Task, Trainer
 from audiox_turbo.train.schedule import lr_factor
+from audiox_turbo.train.task import OptimizerSpec, StepContext, Task
+from audiox_turbo.train.trainer import Trainer
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
@@ -145,51 +144,6 @@ def script_env() -> dict[str, str]:
     return env
 
 
-# --------------------------------------------------------------------------- EMA / schedule
-
-
-def test_ema_matches_closed_form_in_float64():
-    decay, warmup = 0.8, 3
-    g = torch.Generator().manual_seed(0)
-    values = [torch.randn(5, generator=g, dtype=torch.float64) for _ in range(9)]
-    module = nn.Linear(5, 1, bias=False).double()
-    ema = EMA(module, decay, warmup)
-    for v in values:
-        with torch.no_grad():
-            module.weight.copy_(v.view(1, 5))
-        ema.update(module)
-    betas = [ema_decay_at(k, decay, warmup) for k in range(len(values))]
-    assert betas[0] == 0.0 and betas[-1] == decay
-    expected = torch.zeros(5, dtype=torch.float64)
-    for k, v in enumerate(values):
-        expected += (1 - betas[k]) * math.prod(betas[k + 1 :]) * v
-    assert ema.shadow["weight"].dtype == torch.float32
-    torch.testing.assert_close(ema.shadow["weight"].view(5).double(), expected, atol=1e-6, rtol=0)
-
-
-def test_ema_applied_swaps_and_restores():
-    module = nn.Linear(3, 2)
-    ema = EMA(module, 0.5)
-    original = module.weight.detach().clone()
-    with torch.no_grad():
-        module.weight.add_(1.0)
-    ema.update(module)
-    with ema.applied(module):
-        torch.testing.assert_close(module.weight, original + 0.5)
-    torch.testing.assert_close(module.weight, original + 1.0)
-
-
-def test_lr_schedules():
-    assert lr_factor(0, "cosine", 4, 20) == pytest.approx(0.25)
-    assert lr_factor(3, "cosine", 4, 20) == pytest.approx(1.0)
-    assert lr_factor(12, "cosine", 4, 20) == pytest.approx(0.5)
-    assert lr_factor(20, "cosine", 4, 20) == pytest.approx(0.0)
-    assert lr_factor(16, "inverse_sqrt", 4, 20) == pytest.approx(0.5)
-    assert lr_factor(99, "constant", 4, 20) == 1.0
-    with pytest.raises(ValueError, match="unknown lr schedule"):
-        lr_factor(0, "linear", 4, 20)
-
-
 # --------------------------------------------------------------------------- in-process engine
 
 
@@ -225,7 +179,7 @@ def test_interrupted_checkpoint_write_keeps_previous_loadable(tmp_path, monkeypa
     trainer = Trainer(ToyTask(), toy_config(max_steps=3), run, ToyDataset(), cpu=True)
     trainer.fit()
     before = final_weights(run)
-    trainer.step = 4
+    trainer.state.step = 4
     with torch.no_grad():
         trainer.task.net[0].weight.add_(1.0)
     real_replace = os.replace
