@@ -245,9 +245,8 @@ def run_world_benchmark(
     with the judge (default: the shipped one) and write world_benchmark.json / .md."""
     from tqdm import tqdm
 
-    from audiox_turbo.atomic import write_json_atomic
+    from audiox_turbo.atomic import atomic_file, write_json_atomic
     from audiox_turbo.eval.judge import load_judge_embedder
-    from audiox_turbo.eval.report import atomic_output
     from audiox_turbo.io.audio import load_audio, save_audio
 
     judge = judge if judge is not None else load_judge_embedder(None)
@@ -294,7 +293,7 @@ def run_world_benchmark(
         "rows": rows,
     }
     write_json_atomic(out / "world_benchmark.json", report)
-    with atomic_output(out / "world_benchmark.md") as tmp:
+    with atomic_file(out / "world_benchmark.md") as tmp:
         tmp.write_text(markdown_table(rows))
     return report
 
