@@ -28,7 +28,8 @@ from audiox_turbo.atomic import atomic_directory
 from audiox_turbo.config import from_dict
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.eval.embedders import WaveformEmbedder, load_weights, read_state_dict
-from audiox_turbo.eval.features import Waveforms, mono_at_rate, periodic_hann, slaney_mel_matrix
+from audiox_turbo.eval.features import Waveforms, mono_at_rate, periodic_hann
+from audiox_turbo.mel import mel_filterbank
 
 WEIGHTS_FILE = "judge.safetensors"
 CONFIG_FILE = "config.json"
@@ -80,8 +81,8 @@ class LogMel(nn.Module):
     def __init__(self, config: JudgeConfig) -> None:
         super().__init__()
         self.n_fft, self.hop = config.n_fft, config.hop
-        mel = slaney_mel_matrix(
-            config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax
+        mel = mel_filterbank(
+            config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax, "slaney"
         )
         self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)
         window = torch.from_numpy(periodic_hann(config.n_fft)).float()
