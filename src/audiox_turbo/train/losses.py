@@ -1,4 +1,4 @@
-"""Reconstruction, adversarial and validation losses for codec training.
+"""Reconstruction, feature-matching and validation losses for codec training.
 
 Waveforms are (batch, channels, samples); channels are folded into the batch for STFTs.
 """
@@ -82,24 +82,6 @@ def mel_distance(
     p = bank @ stft_magnitude(pred, n_fft, n_fft // 4)
     t = bank @ stft_magnitude(target, n_fft, n_fft // 4)
     return (torch.log10(p + eps) - torch.log10(t + eps)).abs().mean()
-
-
-def hinge_discriminator_loss(
-    real_logits: Sequence[torch.Tensor], fake_logits: Sequence[torch.Tensor]
-) -> torch.Tensor:
-    """Σ over discriminators of mean relu(1 − D(real)) + mean relu(1 + D(fake))."""
-    total = real_logits[0].new_zeros((), dtype=torch.float32)
-    for r, f in zip(real_logits, fake_logits, strict=True):
-        total = total + torch.relu(1 - r.float()).mean() + torch.relu(1 + f.float()).mean()
-    return total
-
-
-def hinge_generator_loss(fake_logits: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Σ over discriminators of mean relu(1 − D(fake))."""
-    total = fake_logits[0].new_zeros((), dtype=torch.float32)
-    for f in fake_logits:
-        total = total + torch.relu(1 - f.float()).mean()
-    return total
 
 
 def feature_matching_loss(
