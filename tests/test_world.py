@@ -15,10 +15,11 @@ import torch
 from audiox_turbo.data.manifest import TASKS, read_manifest
 from audiox_turbo.data.world import generate as gen
 from audiox_turbo.data.world import music, scenes, voice
-from audiox_turbo.data.world.clip import draw_clip, empty_labels
+from audiox_turbo.data.world.clip import draw_clip
 from audiox_turbo.data.world.effects import AMBIENCES, EFFECTS, render_effect
 from audiox_turbo.data.world.generate import SPLITS, clip_seed, generate_world
 from audiox_turbo.data.world.instruments import DRUM_PARTS, PITCHED
+from audiox_turbo.data.world.labels import empty_labels
 from audiox_turbo.data.world.measure import detect_onsets, estimate_tempo
 from audiox_turbo.data.world.media import write_mp4
 from audiox_turbo.data.world.tasks import AUDIO_TASKS
