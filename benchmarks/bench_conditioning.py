@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from audiox_turbo.atomic import write_json_atomic
 
 RESULTS = Path(__file__).parent / "results" / "conditioning.json"
 NEEDS_FILES = ("t5-base", "clip")
@@ -85,14 +85,6 @@ def _measure(name: str, seconds: float, repeats: int, device: str, dtype: str, s
     return row
 
 
-def _write_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["tiny", "demo", "base"])
@@ -121,7 +113,7 @@ def main() -> None:
             f"{r['text_ms']:9.1f} {r['all_ms']:9.1f} {r['uncond_ms']:10.1f}"
         )
     machine = {"platform": platform.platform(), "cpus": os.cpu_count()}
-    _write_atomic(
+    write_json_atomic(
         args.out, {"machine": machine, "args": vars(args) | {"out": str(args.out)}, "rows": rows}
     )
 

@@ -10,10 +10,8 @@ Usage: python benchmarks/bench_metrics.py [--clips 4] [--device cpu] [--skip-emb
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -21,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from audiox_turbo.atomic import write_json_atomic
 
 RESULTS = Path(__file__).parent / "results" / "metrics.json"
 
@@ -102,14 +102,6 @@ def bench_embedders(clips: int, device: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=4, help="10 s clips timed per embedder")
@@ -133,7 +125,7 @@ def main() -> None:
                 f"{row['embedder']:<32} {row['seconds_per_100_clips']:>10.1f} "
                 f"{row['real_time_factor']:>8.4f}"
             )
-    _write_json(
+    write_json_atomic(
         args.out,
         {
             "machine": platform.processor() or platform.machine(),

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from audiox_turbo.atomic import write_json_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -178,10 +180,7 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    write_json_atomic(args.out, {"machine": machine, "results": rows})
     print(f"wrote {args.out}")
 
 

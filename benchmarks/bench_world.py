@@ -6,13 +6,13 @@ Run: python benchmarks/bench_world.py [--clips 16] ; writes benchmarks/results/w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
 import time
 from pathlib import Path
 
+from audiox_turbo.atomic import write_json_atomic
 from audiox_turbo.data.world.generate import generate_world
 
 RESULTS = Path(__file__).parent / "results" / "world.json"
@@ -49,9 +49,7 @@ def main() -> None:
         "sample_rate": 16000,
         "results": rows,
     }
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, RESULTS)
+    write_json_atomic(RESULTS, report)
 
 
 if __name__ == "__main__":

@@ -58,29 +58,7 @@ def test_vggish_log_mel_puts_a_sine_in_its_mel_band():
     edges = np.linspace(1127 * np.log1p(125 / 700), 1127 * np.log1p(7500 / 700), 66)
     centres_hz = 700 * (np.exp(edges[1:-1] / 1127) - 1)
     assert int(mel[0].mean(0).argmax()) == int(np.abs(centres_hz - 1000.0).argmin())
-    assert np.all(features.htk_mel_matrix(16000, 512, 64, 125.0, 7500.0)[0] == 0.0)
-
-
-def test_slaney_mel_filters_are_area_normalised_triangles():
-    mel = features.slaney_mel_matrix(32000, 1024, 64, 50.0, 14000.0)
-    assert mel.shape == (513, 64)
-    bins = np.linspace(0, 16000, 513)
-    # Each triangle integrates to 1 over frequency (height 2/(f₊ − f₋), base f₊ − f₋); the
-    # 31.25 Hz bin grid resolves the wider upper filters to within 2 %.
-    areas = mel.sum(axis=0) * (bins[1] - bins[0])
-    np.testing.assert_allclose(areas[24:], 1.0, rtol=0.02)
-    assert bins[mel[:, 0] > 0].min() > 50.0
-    assert bins[mel[:, -1] > 0].max() < 14000.0
-
-
-def test_kaldi_mel_banks_peak_at_their_centres_and_leave_nyquist_empty():
-    mel = features.kaldi_mel_matrix(32000, 1024, 128, 0.0, 15000.0)
-    assert mel.shape == (513, 128)
-    assert np.all(mel[-1] == 0.0)
-    assert np.all(mel.max(axis=0) <= 1.0)
-    assert mel[:, 100].max() > 0.9
-    bins = np.arange(513) * 32000 / 1024
-    assert bins[mel[:, -1] > 0].max() < 15000.0
+    assert np.all(front.mel.numpy()[0] == 0.0)
 
 
 def test_cnn14_stft_convolutions_equal_torch_stft():

@@ -1,4 +1,4 @@
-"""The world judge: training overfits, measurements (key, tempo, onsets), weights round trip."""
+"""The world judge: training overfits, weights round trip, benchmark scoring."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from audiox_turbo.data.world.labels import class_label
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.eval import judge as J
 from audiox_turbo.eval.world_benchmark import onset_error, tempo_error
@@ -14,69 +15,9 @@ SR = 16000
 SMALL = {"channels": (8, 16, 32, 32), "embed_dim": 32}
 
 
-def _tone(midi: int, seconds: float, sr: int = SR) -> np.ndarray:
-    """A note with 4 decaying harmonics and a short fade, shape (samples,)."""
-    t = np.arange(round(seconds * sr)) / sr
-    f = 440.0 * 2 ** ((midi - 69) / 12)
-    wave = sum(0.6**k * np.sin(2 * np.pi * f * (k + 1) * t) for k in range(4))
-    return wave * np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
-
-
-def _chords(root_pc: int, mode: str, seconds: float = 0.8) -> np.ndarray:
-    """I-IV-V-I (major) or i-iv-V-i (minor, harmonic V) block chords plus the scale."""
-    third = 4 if mode == "major" else 3
-    tonic = 60 + root_pc
-    chords = [
-        (0, third, 7),
-        (5, 5 + (4 if mode == "major" else 3), 12),
-        (7, 11, 14),
-        (0, third, 7),
-    ]
-    parts = [sum(_tone(tonic + i, seconds) for i in c) for c in chords]
-    scale = (0, 2, 4, 5, 7, 9, 11, 12) if mode == "major" else (0, 2, 3, 5, 7, 8, 10, 12)
-    parts += [_tone(tonic + s, 0.25) for s in scale]
-    audio = np.concatenate(parts)
-    return audio / np.abs(audio).max() * 0.8
-
-
-@pytest.mark.parametrize(
-    ("root", "mode", "name"),
-    [
-        (0, "major", "C"),
-        (2, "major", "D"),
-        (9, "minor", "A"),
-        (3, "minor", "Eb"),
-        (6, "major", "F#"),
-    ],
-)
-def test_key_of_chords_and_scales(root: int, mode: str, name: str) -> None:
-    assert J.estimate_key(_chords(root, mode), SR) == (name, mode)
-
-
-def test_chroma_peaks_on_the_played_pitch_class() -> None:
-    c = J.chroma(_tone(64, 1.0), SR)  # E4
-    assert c.shape == (12,)
-    assert int(np.argmax(c)) == 4
-
-
-@pytest.mark.parametrize("bpm", [90.0, 120.0, 150.0])
-def test_tempo_of_a_click_track(bpm: float) -> None:
-    audio = np.zeros(6 * SR)
-    click = np.hanning(64) * np.sin(2 * np.pi * 2000 * np.arange(64) / SR)
-    for onset in np.arange(0.1, 5.9, 60.0 / bpm):
-        i = round(onset * SR)
-        audio[i : i + 64] += click
-    assert J.estimate_tempo(audio, SR) == pytest.approx(bpm, rel=0.02)
-    assert J.estimate_tempo(np.zeros(200), SR) is None
-
-
-def test_detected_events_match_the_clicks() -> None:
-    audio = np.zeros(2 * SR)
-    for t in (0.3, 0.9, 1.5):
-        audio[round(t * SR) : round(t * SR) + 80] = 0.5 * np.hanning(80)
-    events = J.detect_events(audio, SR)
-    assert events == pytest.approx([0.3, 0.9, 1.5], abs=0.005)
-    assert onset_error(events, [0.3, 0.9, 1.5]) < 0.005
+def test_benchmark_onset_and_tempo_errors() -> None:
+    events = np.array([0.3, 0.9, 1.5])
+    assert onset_error(events + 0.004, [0.3, 0.9, 1.5]) < 0.005
     assert onset_error(np.array([]), [0.3]) == 0.5
     assert onset_error(np.array([1.0]), [0.2]) == 0.5
     assert tempo_error(None, 120.0) == 1.0
@@ -163,4 +104,4 @@ def test_vocabulary_covers_every_world_class() -> None:
     rng = np.random.default_rng(0)
     for _ in range(40):
         clip = draw_clip(rng, 0.5, SR, video_fraction=0.0, size=16)
-        assert J.class_label(clip.labels) in classes
+        assert class_label(clip.labels) in classes

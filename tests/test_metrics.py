@@ -223,44 +223,6 @@ def test_clap_score_is_mean_paired_cosine():
     assert metrics.clap_score(text, audio) == pytest.approx((1.0 + math.sqrt(0.5)) / 2)
 
 
-def _click_track(sr: int, times: list[float], duration: float) -> np.ndarray:
-    wav = np.zeros(int(sr * duration))
-    for t in times:
-        start = round(t * sr)
-        burst = np.random.default_rng(int(t * 1000)).standard_normal(200) * np.hanning(200)
-        wav[start : start + 200] += burst
-    return wav
-
-
-def test_onset_envelope_peaks_at_clicks():
-    sr, hop = 16000, 160
-    times = [0.5, 1.25, 2.0]
-    env = metrics.onset_envelope(_click_track(sr, times, 3.0), sr, hop)
-    assert env.shape == (1 + int(sr * 3.0) // hop,)
-    peaks = np.sort(np.argsort(env)[-3:]) * hop / sr
-    np.testing.assert_allclose(peaks, times, atol=0.03)
-
-
-@pytest.mark.parametrize("shift_frames", [0, 3, -5])
-def test_av_sync_offset_equals_the_shift(shift_frames):
-    sr, hop, fps, duration = 16000, 160, 25.0, 4.0
-    event_times = [0.6, 1.32, 1.8, 2.48, 3.2]
-    video = np.zeros(int(duration * fps))
-    for t in event_times:
-        video[round(t * fps)] = 1.0
-    shifted = [t + shift_frames / fps for t in event_times]
-    env = metrics.onset_envelope(_click_track(sr, shifted, duration), sr, hop)
-    offset = metrics.av_sync_offset(env, sr / hop, video, fps, max_offset_s=0.5)
-    assert offset == pytest.approx(shift_frames / fps)
-
-
-def test_motion_energy_marks_the_frame_that_changes():
-    frames = np.zeros((6, 3, 4, 4))
-    frames[3:, :, :2, :] = 1.0  # half the image lights up at frame 3
-    energy = metrics.motion_energy(frames)
-    np.testing.assert_allclose(energy, [0, 0, 0, 0.5, 0, 0])
-
-
 def test_event_timing_error_counts_matches_and_misses():
     result = metrics.event_timing_error([0.52, 1.0, 3.0], [0.5, 1.04, 2.0], tolerance=0.1)
     assert result.matched == 2

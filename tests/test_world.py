@@ -10,18 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from audiox_turbo.data.manifest import TASKS, read_manifest
 from audiox_turbo.data.world import generate as gen
 from audiox_turbo.data.world import music, scenes, voice
-from audiox_turbo.data.world.clip import draw_clip, empty_labels
+from audiox_turbo.data.world.clip import draw_clip
 from audiox_turbo.data.world.effects import AMBIENCES, EFFECTS, render_effect
 from audiox_turbo.data.world.generate import SPLITS, clip_seed, generate_world
 from audiox_turbo.data.world.instruments import DRUM_PARTS, PITCHED
+from audiox_turbo.data.world.labels import empty_labels
 from audiox_turbo.data.world.measure import detect_onsets, estimate_tempo
-from audiox_turbo.data.world.media import write_mp4, write_wav
+from audiox_turbo.data.world.media import write_mp4
 from audiox_turbo.data.world.tasks import AUDIO_TASKS
 from audiox_turbo.errors import AudioXError
+from audiox_turbo.io.audio import save_audio
 
 SR = 16000
 FPS = 25
@@ -97,7 +100,7 @@ def test_measured_tempo_matches_label(tmp_path: Path) -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bounce_sound_lands_on_floor_contact_frame(tmp_path: Path, seed: int) -> None:
     clip = scenes.bouncing_ball(np.random.default_rng(seed), 4.0, SR, FPS, 128)
-    write_wav(tmp_path / "ball.wav", clip.audio, SR)
+    save_audio(tmp_path / "ball.wav", torch.from_numpy(clip.audio)[None], SR)
     write_mp4(tmp_path / "ball.mp4", clip.frames, FPS)
     import av
 

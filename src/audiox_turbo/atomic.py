@@ -1,4 +1,8 @@
-"""Atomic writes: readers see the old or the new content, never half of it."""
+"""Atomic writes: readers see the old or the new content, never half of it.
+
+Every temp file is hidden beside its target and named `.{name}.<random>.part`; writers pass
+the file format explicitly (the temp name says nothing about it).
+"""
 
 from __future__ import annotations
 
@@ -11,30 +15,61 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+TEMP_SUFFIX = ".part"
+
+
+class PendingFile:
+    """A temp file `tmp` beside `path` (mode 0644) that `commit` renames onto `path` and
+    `discard` deletes; for writers that keep a file open across calls."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=TEMP_SUFFIX
+        )
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.tmp.chmod(0o644)
+
+    def commit(self) -> Path:
+        """Replace `path` by the temp file's content; returns `path`."""
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Delete the temp file; `path` keeps its previous content."""
+        self.tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp file path beside `path`; on success it replaces `path`.
+
+    On error the temp file is removed and `path` keeps its previous content.
+    """
+    pending = PendingFile(path)
+    try:
+        yield pending.tmp
+        pending.commit()
+    except BaseException:
+        pending.discard()
+        raise
+
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    """Write JSON to `path` through a temp file in the same folder + rename."""
+    """Write JSON (indent 2, trailing newline) to `path` through a temp file + rename."""
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
-@contextmanager
-def atomic_file(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temp file path beside `path` (mode 0644); on success it replaces `path`.
-
-    On error the temp file is removed and `path` keeps its previous content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def remove_stale_temps(folder: str | os.PathLike[str]) -> int:
+    """Delete the temp files a killed writer left in `folder`; returns how many were removed."""
+    folder = Path(folder)
+    stale = list(folder.glob(f".*{TEMP_SUFFIX}")) if folder.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 @contextmanager

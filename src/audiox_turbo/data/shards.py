@@ -13,7 +13,6 @@ import json
 import math
 import os
 import tarfile
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from audiox_turbo.atomic import write_json_atomic
+from audiox_turbo.atomic import PendingFile, write_json_atomic
 from audiox_turbo.data.dataset import ClipSampleBuilder, MemoryFile
 from audiox_turbo.data.manifest import ClipRecord, manifest_root, read_manifest
 from audiox_turbo.errors import AudioXError, MediaError
@@ -118,7 +117,7 @@ class ShardWriter:
         self.prefix = prefix
         self.shards: list[ShardInfo] = []
         self._tar: tarfile.TarFile | None = None
-        self._tmp: Path | None = None
+        self._pending: PendingFile | None = None
         self._samples = 0
         self._bytes = 0
 
@@ -147,30 +146,29 @@ class ShardWriter:
         return self.shards
 
     def _open(self) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=f".{self.prefix}.", suffix=".tmp")
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
+        self._pending = PendingFile(self.out_dir / f"{self.prefix}-{len(self.shards):06d}.tar")
+        self._tar = tarfile.open(  # noqa: SIM115
+            self._pending.tmp, "w", format=tarfile.USTAR_FORMAT
+        )
         self._samples = 0
         self._bytes = 0
 
     def _finish(self) -> None:
-        assert self._tar is not None and self._tmp is not None
+        assert self._tar is not None and self._pending is not None
         self._tar.close()
-        name = f"{self.prefix}-{len(self.shards):06d}.tar"
-        os.replace(self._tmp, self.out_dir / name)
-        self.shards.append(ShardInfo(name, self._samples, (self.out_dir / name).stat().st_size))
+        path = self._pending.commit()
+        self.shards.append(ShardInfo(path.name, self._samples, path.stat().st_size))
         self._tar = None
-        self._tmp = None
+        self._pending = None
 
     def abort(self) -> None:
         """Drop the unfinished shard (on error)."""
         if self._tar is not None:
             self._tar.close()
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
+        if self._pending is not None:
+            self._pending.discard()
         self._tar = None
-        self._tmp = None
+        self._pending = None
 
 
 def _flac_bytes(path: Path) -> bytes:

@@ -114,7 +114,8 @@ def _check_kind(kind: str) -> None:
 
 
 def gan_generator_loss(logits_fake: Tensor, kind: str = "hinge") -> Tensor:
-    """Generator term: hinge −mean D(fake); nonsaturating mean softplus(−D(fake))."""
+    """Generator term over logits of any shape: hinge −mean D(fake); nonsaturating mean
+    softplus(−D(fake)). The one definition: the codec's multi-scale GAN sums it per scale."""
     _check_kind(kind)
     if kind == "hinge":
         return -logits_fake.mean()
@@ -122,7 +123,8 @@ def gan_generator_loss(logits_fake: Tensor, kind: str = "hinge") -> Tensor:
 
 
 def gan_discriminator_loss(logits_real: Tensor, logits_fake: Tensor, kind: str = "hinge") -> Tensor:
-    """Critic term: hinge relu(1 − D(real)) + relu(1 + D(fake)); nonsaturating softplus forms."""
+    """Critic term over logits of any shape: hinge mean relu(1 − D(real)) + mean relu(1 + D(fake));
+    nonsaturating mean softplus(−D(real)) + mean softplus(D(fake))."""
     _check_kind(kind)
     if kind == "hinge":
         return F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean()

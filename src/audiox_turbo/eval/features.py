@@ -1,7 +1,7 @@
-"""Waveform preparation (mono, soxr resampling) and the log-mel front ends of the embedders.
+"""Waveform preparation (mono, soxr resampling) and the log-mel front ends of VGGish and PaSST.
 
-Mel matrices are built in float64 numpy with the conventions of the original projects:
-VGGish (HTK mel, DC bin zeroed), librosa/Slaney (PANNs CNN14), Kaldi (PaSST).
+Both use Kaldi-style mel banks (`audiox_turbo.mel.mel_filterbank`, style "kaldi"), as the
+original projects do.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import soxr
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from audiox_turbo.mel import mel_filterbank
 
 Waveforms = Tensor | np.ndarray | Sequence[Tensor | np.ndarray]
 
@@ -50,59 +52,6 @@ def periodic_hann(length: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
 
 
-def _htk_mel(f: np.ndarray | float) -> np.ndarray:
-    return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _triangles(points: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Triangular filters `(len(points), len(edges) − 2)` on the scale where `edges` are even."""
-    lower = (points[:, None] - edges[None, :-2]) / (edges[1:-1] - edges[:-2])
-    upper = (edges[None, 2:] - points[:, None]) / (edges[2:] - edges[1:-1])
-    return np.maximum(0.0, np.minimum(lower, upper))
-
-
-def htk_mel_matrix(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """VGGish mel weights `(n_fft//2 + 1, n_mels)`: HTK triangles, unnormalised, DC bin zero."""
-    bins = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
-    edges = np.linspace(_htk_mel(fmin), _htk_mel(fmax), n_mels + 2)
-    weights = _triangles(_htk_mel(bins), edges)
-    weights[0, :] = 0.0
-    return weights
-
-
-def _slaney_hz_to_mel(f: np.ndarray) -> np.ndarray:
-    f = np.asarray(f, dtype=np.float64)
-    linear = f / (200.0 / 3.0)
-    log_part = 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(f >= 1000.0, log_part, linear)
-
-
-def _slaney_mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m * 200.0 / 3.0)
-
-
-def slaney_mel_matrix(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """librosa's default mel weights `(n_fft//2 + 1, n_mels)` (Slaney scale, area-normalised)."""
-    bins = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
-    edges_hz = _slaney_mel_to_hz(
-        np.linspace(_slaney_hz_to_mel(fmin), _slaney_hz_to_mel(fmax), n_mels + 2)
-    )
-    weights = _triangles(bins, edges_hz)
-    return weights * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[None, :]
-
-
-def kaldi_mel_matrix(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    """Kaldi mel banks `(n_fft//2 + 1, n_mels)` as torchaudio's get_mel_banks, Nyquist row 0.
-
-    Bin k sits at k·sr/n_fft for k < n_fft/2; triangles are linear in HTK mel.
-    """
-    bins = np.arange(n_fft // 2) * (sr / n_fft)
-    edges = np.linspace(_htk_mel(fmin), _htk_mel(fmax), n_mels + 2)
-    weights = _triangles(_htk_mel(bins), edges)
-    return np.concatenate([weights, np.zeros((1, n_mels))], axis=0)
-
-
 class VGGishFrontEnd(nn.Module):
     """16 kHz waveform → VGGish examples: 25 ms periodic-Hann STFT (10 ms hop, 512-point FFT),
     magnitude, 64 HTK mel bands 125–7500 Hz, log(mel + 0.01), 0.96 s patches without overlap."""
@@ -115,7 +64,7 @@ class VGGishFrontEnd(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        mel = htk_mel_matrix(self.sample_rate, self.n_fft, 64, 125.0, 7500.0)
+        mel = mel_filterbank(self.sample_rate, self.n_fft, 64, 125.0, 7500.0, "kaldi")
         self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)
         hann = torch.from_numpy(periodic_hann(self.window)).float()
         self.register_buffer("hann", hann, persistent=False)
@@ -156,7 +105,7 @@ class PasstFrontEnd(nn.Module):
     ) -> None:
         super().__init__()
         self.n_fft, self.win_length, self.hop = n_fft, win_length, hop
-        mel = kaldi_mel_matrix(sample_rate, n_fft, n_mels, fmin, fmax).T
+        mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, "kaldi").T
         self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)
         window = torch.hann_window(win_length, periodic=False)
         self.register_buffer("window", window, persistent=False)

@@ -1,10 +1,10 @@
-"""The world judge: a small log-mel CNN trained on the embedded world, plus signal measurements.
+"""The world judge: a small log-mel CNN trained on the embedded world, and its accuracy.
 
 The network maps 16 kHz audio to a clip embedding (for Fréchet distance) and three heads:
 category (music / sfx / speech), class (every world class, named "category:class") and
-instruments (multi-label). Tempo (beat-period autocorrelation), key (Krumhansl-Kessler
-templates over a chroma computed here) and onsets (energy rises) are measured, not learned.
-A judge is a directory: `config.json` + `judge.safetensors`.
+instruments (multi-label). Tempo, key and onsets are measured, not learned
+(`audiox_turbo/data/world/measure.py`). A judge is a directory: `config.json` +
+`judge.safetensors`.
 """
 
 from __future__ import annotations
@@ -26,35 +26,14 @@ from torch import Tensor, nn
 
 from audiox_turbo.atomic import atomic_directory
 from audiox_turbo.config import from_dict
+from audiox_turbo.data.world.labels import CATEGORIES, CLASSES, INSTRUMENTS, class_label
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.eval.embedders import WaveformEmbedder, load_weights, read_state_dict
-from audiox_turbo.eval.features import Waveforms, mono_at_rate, periodic_hann, slaney_mel_matrix
+from audiox_turbo.eval.features import Waveforms, mono_at_rate, periodic_hann
+from audiox_turbo.mel import mel_filterbank
 
 WEIGHTS_FILE = "judge.safetensors"
 CONFIG_FILE = "config.json"
-CATEGORIES = ("music", "sfx", "speech")
-
-# Krumhansl & Kessler (1982) probe-tone profiles, tonic first (major, minor).
-MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
-MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
-
-
-def world_vocabulary() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(class names "category:class", instrument names) of the embedded world, in a fixed order."""
-    from audiox_turbo.data.world.effects import EFFECTS
-    from audiox_turbo.data.world.instruments import DRUM_KIT, LEAD_INSTRUMENTS, PITCHED
-
-    classes = (
-        *(f"music:{name}" for name in (*LEAD_INSTRUMENTS, DRUM_KIT)),
-        *(f"sfx:{name}" for name in EFFECTS),
-        "speech:speech",
-    )
-    return classes, (*PITCHED, DRUM_KIT)
-
-
-def class_label(labels: dict[str, Any]) -> str:
-    """The judge class name of a clip's world labels: "category:class"."""
-    return f"{labels.get('category')}:{labels.get('class')}"
 
 
 @dataclass(frozen=True)
@@ -70,8 +49,8 @@ class JudgeConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128)
     embed_dim: int = 128
     categories: tuple[str, ...] = CATEGORIES
-    classes: tuple[str, ...] = field(default_factory=lambda: world_vocabulary()[0])
-    instruments: tuple[str, ...] = field(default_factory=lambda: world_vocabulary()[1])
+    classes: tuple[str, ...] = CLASSES
+    instruments: tuple[str, ...] = INSTRUMENTS
 
 
 class LogMel(nn.Module):
@@ -80,8 +59,8 @@ class LogMel(nn.Module):
     def __init__(self, config: JudgeConfig) -> None:
         super().__init__()
         self.n_fft, self.hop = config.n_fft, config.hop
-        mel = slaney_mel_matrix(
-            config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax
+        mel = mel_filterbank(
+            config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax, "slaney"
         )
         self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)
         window = torch.from_numpy(periodic_hann(config.n_fft)).float()
@@ -240,88 +219,6 @@ def load_judge_embedder(
 ) -> JudgeEmbedder:
     """The `judge` entry of the embedder registry (None: the shipped judge)."""
     return JudgeEmbedder(load_judge(checkpoint, device), device)
-
-
-# --- measured labels -------------------------------------------------------------------------
-
-
-OPENING_SECONDS = 1.0
-OPENING_WEIGHT = 1.5
-"""Weight of the opening's match to the tonic triad in the key score (tuned on the train split:
-pieces tend to open on the tonic chord; without it relative major/minor keys are confused)."""
-
-
-def chroma_frames(
-    audio: np.ndarray, sample_rate: int, fmin: float = 30.0, fmax: float = 1000.0
-) -> tuple[np.ndarray, float]:
-    """Chroma `(frames, 12)` (index 0 = C) and the frame hop in seconds: square-rooted STFT
-    peak magnitudes (4096 points at 16 kHz, scaled with the rate, half overlap) in
-    [fmin, fmax], each peak added to its nearest pitch class."""
-    x = np.asarray(audio, dtype=np.float64)
-    n_fft = 1 << round(math.log2(0.256 * sample_rate))
-    hop = n_fft // 2
-    if x.size < n_fft:
-        x = np.pad(x, (0, n_fft - x.size))
-    count = 1 + (x.size - n_fft) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(count)[:, None]
-    mag = np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft), axis=1))
-    peak = np.zeros_like(mag, dtype=bool)
-    peak[:, 1:-1] = (mag[:, 1:-1] > mag[:, :-2]) & (mag[:, 1:-1] >= mag[:, 2:])
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    keep = (freqs >= fmin) & (freqs <= fmax)
-    pitch_class = np.round(69.0 + 12.0 * np.log2(freqs[keep] / 440.0)).astype(int) % 12
-    weights = np.zeros((int(keep.sum()), 12))
-    weights[np.arange(pitch_class.size), pitch_class] = 1.0
-    return np.sqrt(np.where(peak, mag, 0.0)[:, keep]) @ weights, hop / sample_rate
-
-
-def chroma(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mean chroma `(12,)` of a mono clip (see `chroma_frames`)."""
-    return chroma_frames(audio, sample_rate)[0].mean(axis=0)
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    r = np.corrcoef(a, b)[0, 1]
-    return float(r) if np.isfinite(r) else 0.0
-
-
-def estimate_key(audio: np.ndarray, sample_rate: int) -> tuple[str, str]:
-    """(tonic, mode) of the 24 keys maximising r(chroma, rotated Krumhansl-Kessler profile)
-    + OPENING_WEIGHT · r(chroma of the first second, tonic triad); tonics are spelled as the
-    world spells them (C, C#, D, Eb, ...)."""
-    from audiox_turbo.data.world.music import PITCH_CLASSES
-
-    frames, hop_s = chroma_frames(audio, sample_rate)
-    whole = frames.mean(axis=0)
-    opening = frames[: max(1, round(OPENING_SECONDS / hop_s))].mean(axis=0)
-    best = (-np.inf, "C", "major")
-    for mode, profile, third in (("major", MAJOR_PROFILE, 4), ("minor", MINOR_PROFILE, 3)):
-        triad = np.zeros(12)
-        triad[[0, third, 7]] = 1.0
-        for tonic in range(12):
-            score = _correlation(whole, np.roll(np.asarray(profile), tonic))
-            score += OPENING_WEIGHT * _correlation(opening, np.roll(triad, tonic))
-            if score > best[0]:
-                best = (score, PITCH_CLASSES[tonic], mode)
-    return best[1], best[2]
-
-
-def estimate_tempo(audio: np.ndarray, sample_rate: int) -> float | None:
-    """Tempo in BPM by beat-period autocorrelation of the onset strength; None when the clip is
-    too short or has no periodicity."""
-    from audiox_turbo.data.world.measure import estimate_tempo as measure_tempo
-
-    try:
-        return float(measure_tempo(np.asarray(audio, dtype=np.float64), sample_rate))
-    except ValueError:
-        return None
-
-
-def detect_events(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Onset times in seconds `(n,)` (energy rises over a quiet background)."""
-    from audiox_turbo.data.world.measure import detect_onsets
-
-    return detect_onsets(np.asarray(audio, dtype=np.float64), sample_rate)
 
 
 # --- training --------------------------------------------------------------------------------
@@ -520,8 +417,10 @@ def judge_accuracy(
     pitched instruments), tempo within 4 % (music), onset recall and error at 50 ms."""
     from tqdm import tqdm
 
-    from audiox_turbo.data.world.instruments import DRUM_KIT
+    from audiox_turbo.data.world.labels import has_measurable_key
+    from audiox_turbo.data.world.measure import detect_onsets, estimate_key, estimate_tempo
     from audiox_turbo.eval.metrics import event_timing_error
+    from audiox_turbo.eval.world_benchmark import TEMPO_TOLERANCE
 
     config = judge.net.config
     waves, labels = manifest_clips(Path(manifest), config.sample_rate)
@@ -543,12 +442,14 @@ def judge_accuracy(
         audio = waves[i].numpy()
         if lab["category"] == "music" and lab.get("tempo"):
             tempo = estimate_tempo(audio, config.sample_rate)
-            tempos.append(tempo is not None and abs(tempo - lab["tempo"]) <= 0.04 * lab["tempo"])
-            if any(inst != DRUM_KIT for inst in lab["instruments"]):
+            tempos.append(
+                tempo is not None and abs(tempo - lab["tempo"]) <= TEMPO_TOLERANCE * lab["tempo"]
+            )
+            if has_measurable_key(lab):
                 keys.append(estimate_key(audio, config.sample_rate) == (lab["key"], lab["mode"]))
         if lab["category"] == "sfx" and lab.get("event_times"):
             timing = event_timing_error(
-                detect_events(audio, config.sample_rate), lab["event_times"], tolerance=0.05
+                detect_onsets(audio, config.sample_rate), lab["event_times"], tolerance=0.05
             )
             recalls.append(timing.matched / len(lab["event_times"]))
             if timing.matched:

@@ -1,7 +1,7 @@
 """Evaluation metrics as plain functions on numpy arrays.
 
 Set metrics (Fréchet distance, FAD∞, KAD) take embeddings `(N, dim)`; classifier metrics (KL,
-IS) take `(N, classes)` logits or probabilities; synchronisation metrics take 1-D envelopes.
+IS) take `(N, classes)` logits or probabilities; event timing takes event times in seconds.
 Conventions follow REFERENCES.md "Evaluation protocols": numbers are only comparable within one
 protocol (same embedder, same sample rate, same direction of KL).
 """
@@ -314,82 +314,6 @@ def clap_score(text_emb: np.ndarray, audio_emb: np.ndarray) -> float:
     t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     return float(np.sum(t * a, axis=1).mean())
-
-
-def onset_envelope(wav: np.ndarray, sr: int, hop: int, n_fft: int | None = None) -> np.ndarray:
-    """Spectral-flux onset strength `(frames,)` of a `(S,)` or `(channels, S)` waveform.
-
-    Frame i is centred at sample i·hop (rate sr/hop): o[i] = Σ_f max(0, L[i, f] − L[i−1, f]),
-    L = log(1 + 100·|STFT|), periodic Hann window of `n_fft` samples (default: the power of two
-    covering 46 ms at `sr`, at least 2·hop); o[0] = 0.
-    """
-    x = np.asarray(wav, dtype=np.float64)
-    if x.ndim == 2:
-        x = x.mean(axis=0)
-    if x.ndim != 1:
-        raise ValueError(f"waveform must be (S,) or (channels, S), got shape {x.shape}")
-    size = n_fft or max(2 * hop, 1 << int(np.ceil(np.log2(0.046 * sr))))
-    padded = np.pad(x, (size // 2, size // 2))
-    count = 1 + (padded.size - size) // hop
-    idx = np.arange(size)[None, :] + hop * np.arange(count)[:, None]
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(size) / size)
-    log_mag = np.log1p(100.0 * np.abs(np.fft.rfft(padded[idx] * window, axis=1)))
-    flux = np.clip(np.diff(log_mag, axis=0), 0.0, None).sum(axis=1)
-    return np.concatenate([[0.0], flux])
-
-
-def motion_energy(frames: np.ndarray) -> np.ndarray:
-    """Per-frame motion energy `(T,)` of video `frames (T, 3, H, W)`.
-
-    e[t] = mean |Y_t − Y_{t−1}| over pixels of the luma Y = 0.299R + 0.587G + 0.114B; e[0] = 0.
-    """
-    v = np.asarray(frames, dtype=np.float64)
-    if v.ndim != 4 or v.shape[1] != 3:
-        raise ValueError(f"frames must be (T, 3, H, W), got shape {v.shape}")
-    luma = np.tensordot(np.array([0.299, 0.587, 0.114]), v, axes=([0], [1]))
-    return np.concatenate([[0.0], np.abs(np.diff(luma, axis=0)).mean(axis=(1, 2))])
-
-
-def resample_envelope(envelope: np.ndarray, env_rate: float, fps: float, frames: int) -> np.ndarray:
-    """Envelope `(F,)` at env_rate → `(frames,)` at fps: sum over [ (k−½)/fps, (k+½)/fps )."""
-    env = np.asarray(envelope, dtype=np.float64)
-    bins = np.floor(np.arange(env.size) / env_rate * fps + 0.5).astype(int)
-    keep = (bins >= 0) & (bins < frames)
-    return np.bincount(bins[keep], weights=env[keep], minlength=frames)[:frames]
-
-
-def av_sync_offset(
-    audio_env: np.ndarray,
-    env_rate: float,
-    video_energy: np.ndarray,
-    fps: float,
-    max_offset_s: float = 1.0,
-) -> float:
-    """Audio-to-video offset in seconds (positive: the audio lags the video).
-
-    The onset envelope (rate env_rate) is binned to the video frame rate; both series are
-    standardised and the lag ℓ ∈ [−L, L] frames (L = round(max_offset_s·fps)) maximising
-    Σₜ a[t + ℓ]·v[t] / (overlap length) is returned as ℓ/fps (resolution 1/fps).
-    """
-    video = np.asarray(video_energy, dtype=np.float64)
-    audio = resample_envelope(audio_env, env_rate, fps, video.size)
-
-    def standardise(s: np.ndarray) -> np.ndarray:
-        std = s.std()
-        return (s - s.mean()) / std if std > 0 else s - s.mean()
-
-    a, v = standardise(audio), standardise(video)
-    max_lag = min(round(max_offset_s * fps), video.size - 1)
-    lags = np.arange(-max_lag, max_lag + 1)
-    scores = np.empty(lags.size)
-    for i, lag in enumerate(lags):
-        if lag >= 0:
-            pa, pv = a[lag:], v[: v.size - lag]
-        else:
-            pa, pv = a[: a.size + lag], v[-lag:]
-        scores[i] = np.dot(pa, pv) / max(pa.size, 1)
-    best = lags[np.argmax(scores)] if np.any(scores != 0) else 0
-    return float(best / fps)
 
 
 @dataclass(frozen=True)

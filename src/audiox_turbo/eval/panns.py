@@ -24,7 +24,8 @@ from audiox_turbo.eval.embedders import (
     load_weights,
     read_state_dict,
 )
-from audiox_turbo.eval.features import Waveforms, periodic_hann, slaney_mel_matrix
+from audiox_turbo.eval.features import Waveforms, periodic_hann
+from audiox_turbo.mel import mel_filterbank
 
 CNN14_FILE = "Cnn14_mAP=0.431.pth (PANNs, audioset_tagging_cnn)"
 
@@ -84,8 +85,8 @@ class LogMelFilterBank(nn.Module):
 
     def __init__(self, config: Cnn14Config) -> None:
         super().__init__()
-        mel = slaney_mel_matrix(
-            config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax
+        mel = mel_filterbank(
+            config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax, "slaney"
         )
         self.melW = nn.Parameter(torch.from_numpy(mel).float(), requires_grad=False)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,11 +216,6 @@ def _clap(
     return m.clap_score(text, audio)
 
 
-def atomic_output(path: Path) -> AbstractContextManager[Path]:
-    """A temp path (same suffix) in `path`'s folder that replaces `path` when the block succeeds."""
-    return atomic_file(path, suffix=path.suffix)
-
-
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
@@ -263,14 +257,15 @@ def markdown_report(report: dict[str, Any]) -> str:
 
 def _log_spectrogram(clip: np.ndarray, sample_rate: int) -> np.ndarray:
     """`(n_mels=64, frames)` log mel power of a mono clip (512-point FFT, 10 ms hop at 16 kHz)."""
-    from audiox_turbo.eval.features import periodic_hann, slaney_mel_matrix
+    from audiox_turbo.eval.features import periodic_hann
+    from audiox_turbo.mel import mel_filterbank
 
     n_fft, hop = 512, max(1, sample_rate // 100)
     x = np.pad(clip.astype(np.float64), (n_fft // 2, n_fft // 2))
     count = max(1, 1 + (x.size - n_fft) // hop)
     idx = np.arange(n_fft)[None, :] + hop * np.arange(count)[:, None]
     power = np.abs(np.fft.rfft(x[idx] * periodic_hann(n_fft), axis=1)) ** 2
-    mel = power @ slaney_mel_matrix(sample_rate, n_fft, 64, 0.0, sample_rate / 2)
+    mel = power @ mel_filterbank(sample_rate, n_fft, 64, style="slaney")
     return np.log10(mel + 1e-10).T
 
 
@@ -295,7 +290,7 @@ def write_plots(
     ax.bar(list(scalar), list(scalar.values()), color="#4c72b0")
     ax.set_title(f"{report['embedder']} metrics")
     fig.tight_layout()
-    with atomic_output(out_dir / "metrics.png") as tmp:
+    with atomic_file(out_dir / "metrics.png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     names.append("metrics.png")
@@ -313,7 +308,7 @@ def write_plots(
             axes[r][c].set_xticks([])
             axes[r][c].set_yticks([])
     fig.tight_layout()
-    with atomic_output(out_dir / "spectrograms.png") as tmp:
+    with atomic_file(out_dir / "spectrograms.png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     names.append("spectrograms.png")
@@ -393,6 +388,6 @@ def evaluate(
     if plots:
         report["plots"] = write_plots(out, report, gen_audio, sr)
     write_json_atomic(out / "report.json", report)
-    with atomic_output(out / "report.md") as tmp:
+    with atomic_file(out / "report.md") as tmp:
         tmp.write_text(markdown_report(report))
     return report

@@ -129,12 +129,6 @@ def tempo_error(estimate: float | None, label: float) -> float:
     return 1.0 if estimate is None else abs(estimate - label) / label
 
 
-def _has_key(labels: dict[str, Any]) -> bool:
-    from audiox_turbo.data.world.instruments import DRUM_KIT
-
-    return labels.get("key") is not None and any(i != DRUM_KIT for i in labels["instruments"])
-
-
 def score_clip(
     prompt: WorldPrompt,
     audio: np.ndarray,
@@ -145,16 +139,17 @@ def score_clip(
     clap: float | None = None,
 ) -> ClipScore:
     """Compare a generated mono clip's judge readings with its world labels."""
-    from audiox_turbo.eval.judge import class_label, detect_events, estimate_key, estimate_tempo
+    from audiox_turbo.data.world.labels import class_label, has_measurable_key
+    from audiox_turbo.data.world.measure import detect_onsets, estimate_key, estimate_tempo
 
     labels = prompt.record.labels
     tempo = key = onset = None
     if prompt.task in MUSIC_TASKS and labels.get("tempo"):
         tempo = tempo_error(estimate_tempo(audio, sample_rate), float(labels["tempo"]))
-        if _has_key(labels):
+        if has_measurable_key(labels):
             key = estimate_key(audio, sample_rate) == (labels["key"], labels["mode"])
     if prompt.task in VIDEO_TASKS and labels.get("event_times"):
-        onset = onset_error(detect_events(audio, sample_rate), labels["event_times"])
+        onset = onset_error(detect_onsets(audio, sample_rate), labels["event_times"])
     return ClipScore(
         prompt.task,
         prompt.record.id,
@@ -245,9 +240,8 @@ def run_world_benchmark(
     with the judge (default: the shipped one) and write world_benchmark.json / .md."""
     from tqdm import tqdm
 
-    from audiox_turbo.atomic import write_json_atomic
+    from audiox_turbo.atomic import atomic_file, write_json_atomic
     from audiox_turbo.eval.judge import load_judge_embedder
-    from audiox_turbo.eval.report import atomic_output
     from audiox_turbo.io.audio import load_audio, save_audio
 
     judge = judge if judge is not None else load_judge_embedder(None)
@@ -294,7 +288,7 @@ def run_world_benchmark(
         "rows": rows,
     }
     write_json_atomic(out / "world_benchmark.json", report)
-    with atomic_output(out / "world_benchmark.md") as tmp:
+    with atomic_file(out / "world_benchmark.md") as tmp:
         tmp.write_text(markdown_table(rows))
     return report
 

@@ -7,13 +7,13 @@ a one-line `MediaError` that names the file.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from audiox_turbo.atomic import atomic_file
 from audiox_turbo.errors import MediaError
 
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"})
@@ -193,14 +193,6 @@ def save_audio(
         raise MediaError(f"{path}: refusing to write NaN or infinite samples")
     if subtype != "FLOAT":
         data = np.clip(data, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         sf.write(tmp, np.ascontiguousarray(data.T), sample_rate, subtype=subtype, format=fmt)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -8,7 +8,6 @@ Every problem with a file raises a one-line `MediaError` that names the file.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from audiox_turbo.atomic import atomic_file
 from audiox_turbo.errors import MediaError
 from audiox_turbo.io.audio import check_media_file
 
@@ -210,33 +210,24 @@ def mux_audio_onto_video(
         raise ValueError(f"expected a mono or stereo waveform (C, S), got {tuple(wav.shape)}")
     if not torch.isfinite(wav).all():
         raise MediaError(f"{out_path}: refusing to write NaN or infinite audio samples")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".mp4")
-    os.close(fd)
-    try:
-        with _open(video_path) as source:
-            stream = _video_stream(video_path, source)
-            width, height = stream.codec_context.width, stream.codec_context.height
-            try:
-                with av.open(tmp, "w", format="mp4") as out:
-                    video = out.add_stream(
-                        "libx264",
-                        rate=stream.average_rate or Fraction(25),
-                        options={"crf": "18", "preset": "veryfast"},
-                    )
-                    video.width, video.height = width - width % 2, height - height % 2
-                    video.pix_fmt = "yuv420p"
-                    layout = "mono" if wav.shape[0] == 1 else "stereo"
-                    audio = out.add_stream("aac", rate=sample_rate, layout=layout)
-                    audio.bit_rate = min(96_000, 6 * sample_rate) * wav.shape[0]
-                    out.start_encoding()
-                    _encode_video(video_path, source, stream, out, video, start)
-                    _encode_audio(wav, sample_rate, out, audio)
-            except av.FFmpegError as e:
-                raise MediaError(f"{out_path}: cannot encode ({e.strerror})") from None
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out_path) as tmp, _open(video_path) as source:
+        stream = _video_stream(video_path, source)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        try:
+            with av.open(str(tmp), "w", format="mp4") as out:
+                video = out.add_stream(
+                    "libx264",
+                    rate=stream.average_rate or Fraction(25),
+                    options={"crf": "18", "preset": "veryfast"},
+                )
+                video.width, video.height = width - width % 2, height - height % 2
+                video.pix_fmt = "yuv420p"
+                layout = "mono" if wav.shape[0] == 1 else "stereo"
+                audio = out.add_stream("aac", rate=sample_rate, layout=layout)
+                audio.bit_rate = min(96_000, 6 * sample_rate) * wav.shape[0]
+                out.start_encoding()
+                _encode_video(video_path, source, stream, out, video, start)
+                _encode_audio(wav, sample_rate, out, audio)
+        except av.FFmpegError as e:
+            raise MediaError(f"{out_path}: cannot encode ({e.strerror})") from None
     return out_path

@@ -40,7 +40,7 @@ SAMPLERS = ("dmd", "euler")
 
 
 def save_safetensors_atomic(state: dict[str, Tensor], path: Path) -> None:
-    """Write a safetensors file through a temp file in the same dir + os.replace."""
+    """Write a safetensors file atomically (`audiox_turbo.atomic.atomic_file`)."""
     from safetensors.torch import save_file
 
     with atomic_file(path) as tmp:

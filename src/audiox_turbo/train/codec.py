@@ -11,11 +11,10 @@ from torch import nn
 
 from audiox_turbo.codec.oobleck import OobleckVAE, kl_divergence
 from audiox_turbo.config import ModelConfig
+from audiox_turbo.distill.discriminator import gan_discriminator_loss, gan_generator_loss
 from audiox_turbo.train.codec_discriminator import MultiScaleSTFTDiscriminator
 from audiox_turbo.train.losses import (
     feature_matching_loss,
-    hinge_discriminator_loss,
-    hinge_generator_loss,
     mel_distance,
     multi_resolution_stft_loss,
     si_sdr,
@@ -106,7 +105,11 @@ class CodecTask(Task):
             logits, _ = disc(torch.cat([wav, (recon * mask).detach()]))
             real_logits = [x[: len(wav)] for x in logits]
             fake_logits = [x[len(wav) :] for x in logits]
-            return {"loss": hinge_discriminator_loss(real_logits, fake_logits)}
+            per_scale = [
+                gan_discriminator_loss(r.float(), f.float(), "hinge")
+                for r, f in zip(real_logits, fake_logits, strict=True)
+            ]
+            return {"loss": torch.stack(per_scale).sum()}
         recon, mean, std = codec(wav, ctx.generator)
         recon = recon * mask
         stft = multi_resolution_stft_loss(recon, wav, s.stft_fft_sizes, eps=s.stft_log_eps)
@@ -118,7 +121,9 @@ class CodecTask(Task):
             with torch.no_grad():
                 _, real_features = disc(wav)
             fake_logits, fake_features = disc(recon)
-            adversarial = hinge_generator_loss(fake_logits)
+            adversarial = torch.stack(
+                [gan_generator_loss(f.float(), "hinge") for f in fake_logits]
+            ).sum()
             matching = feature_matching_loss(real_features, fake_features)
             loss = loss + s.adversarial_weight * adversarial + s.feature_matching_weight * matching
             losses.update(adversarial=adversarial.detach(), feature_matching=matching.detach())

@@ -1,4 +1,4 @@
-"""Reconstruction, adversarial and validation losses for codec training.
+"""Reconstruction, feature-matching and validation losses for codec training.
 
 Waveforms are (batch, channels, samples); channels are folded into the batch for STFTs.
 """
@@ -9,6 +9,8 @@ import math
 from collections.abc import Sequence
 
 import torch
+
+from audiox_turbo.mel import mel_filterbank
 
 
 def stft_magnitude(wav: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
@@ -65,27 +67,6 @@ def si_sdr(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch
     return (10 * torch.log10(ratio + eps)).float()
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
-    """Triangular HTK-mel filters (n_mels, n_fft // 2 + 1), each normalised to unit peak."""
-
-    def to_mel(f: torch.Tensor) -> torch.Tensor:
-        return 2595.0 * torch.log10(1.0 + f / 700.0)
-
-    def to_hz(m: torch.Tensor) -> torch.Tensor:
-        return 700.0 * (10 ** (m / 2595.0) - 1.0)
-
-    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    edges = to_hz(
-        torch.linspace(
-            0, float(to_mel(torch.tensor(sample_rate / 2.0))), n_mels + 2, dtype=torch.float64
-        )
-    )
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (freqs - lower) / (centre - lower)
-    falling = (upper - freqs) / (upper - centre)
-    return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
-
-
 def mel_distance(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -97,28 +78,10 @@ def mel_distance(
     """Mean |log10 mel(pred) − log10 mel(target)| (scalar); FFT shrinks for short signals."""
     n_fft = min(n_fft, 2 ** int(math.log2(target.shape[-1])))
     n_mels = min(n_mels, n_fft // 4)
-    bank = mel_filterbank(sample_rate, n_fft, n_mels).to(target.device)
+    bank = torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels).T).float().to(target.device)
     p = bank @ stft_magnitude(pred, n_fft, n_fft // 4)
     t = bank @ stft_magnitude(target, n_fft, n_fft // 4)
     return (torch.log10(p + eps) - torch.log10(t + eps)).abs().mean()
-
-
-def hinge_discriminator_loss(
-    real_logits: Sequence[torch.Tensor], fake_logits: Sequence[torch.Tensor]
-) -> torch.Tensor:
-    """Σ over discriminators of mean relu(1 − D(real)) + mean relu(1 + D(fake))."""
-    total = real_logits[0].new_zeros((), dtype=torch.float32)
-    for r, f in zip(real_logits, fake_logits, strict=True):
-        total = total + torch.relu(1 - r.float()).mean() + torch.relu(1 + f.float()).mean()
-    return total
-
-
-def hinge_generator_loss(fake_logits: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Σ over discriminators of mean relu(1 − D(fake))."""
-    total = fake_logits[0].new_zeros((), dtype=torch.float32)
-    for f in fake_logits:
-        total = total + torch.relu(1 - f.float()).mean()
-    return total
 
 
 def feature_matching_loss(

@@ -10,6 +10,7 @@ import numpy as np
 from audiox_turbo.data.world import music, voice
 from audiox_turbo.data.world.captions import write_captions
 from audiox_turbo.data.world.effects import AMBIENCES, EFFECTS, render_effect
+from audiox_turbo.data.world.labels import empty_labels
 from audiox_turbo.data.world.scenes import SCENES
 from audiox_turbo.data.world.tasks import draw_task
 
@@ -28,26 +29,6 @@ class WorldClip:
     frames: np.ndarray | None
     labels: dict[str, Any]
     captions: list[str]
-
-
-def empty_labels() -> dict[str, Any]:
-    """Every label key the world writes, unset; clips fill the ones that apply."""
-    return {
-        "category": None,
-        "class": None,
-        "instruments": [],
-        "tempo": None,
-        "key": None,
-        "mode": None,
-        "texture": None,
-        "event_times": [],
-        "speaker": None,
-        "scene": None,
-        "ambience": None,
-        "details": {},
-        "task": None,
-        "task_region": None,
-    }
 
 
 def draw_clip(

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from audiox_turbo.atomic import atomic_file, remove_stale_temps
 from audiox_turbo.data.manifest import ClipRecord, write_manifest
 from audiox_turbo.data.world.clip import draw_clip
-from audiox_turbo.data.world.media import atomic_path, remove_stale_temps, write_mp4, write_wav
+from audiox_turbo.data.world.media import write_mp4
 from audiox_turbo.errors import AudioXError
+from audiox_turbo.io.audio import save_audio
 
 SPLITS = ("train", "val", "test")
 SOURCE = "audiox-turbo world"
@@ -55,7 +58,7 @@ def make_clip(out_dir: Path, spec: WorldSpec, index: int) -> ClipRecord:
     clip = draw_clip(rng, spec.duration, spec.sample_rate, spec.video_fraction, spec.fps, spec.size)
     clip_id = spec.clip_id(index)
     audio_rel = f"audio/{clip_id}.wav"
-    write_wav(out_dir / audio_rel, clip.audio, spec.sample_rate)
+    save_audio(out_dir / audio_rel, torch.from_numpy(clip.audio)[None], spec.sample_rate)
     video_rel = None
     if clip.frames is not None:
         video_rel = f"video/{clip_id}.mp4"
@@ -74,7 +77,7 @@ def make_clip(out_dir: Path, spec: WorldSpec, index: int) -> ClipRecord:
         source=SOURCE,
     )
     sidecar = {"spec": asdict(spec), "record": record.model_dump(mode="json")}
-    with atomic_path(out_dir / "meta" / f"{clip_id}.json") as tmp:
+    with atomic_file(out_dir / "meta" / f"{clip_id}.json") as tmp:
         tmp.write_text(json.dumps(sidecar, sort_keys=True))
     return record
 

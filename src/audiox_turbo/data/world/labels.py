@@ -1,0 +1,49 @@
+"""The world's label vocabulary, built once: categories, class names ("category:class"),
+instrument names, the label keys every clip carries, and which labels can be measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audiox_turbo.data.world.effects import EFFECTS
+from audiox_turbo.data.world.instruments import DRUM_KIT, LEAD_INSTRUMENTS, PITCHED
+
+CATEGORIES = ("music", "sfx", "speech")
+CLASSES = (
+    *(f"music:{name}" for name in (*LEAD_INSTRUMENTS, DRUM_KIT)),
+    *(f"sfx:{name}" for name in EFFECTS),
+    "speech:speech",
+)
+"""Every world class as "category:class", in a fixed order (the judge's class head)."""
+INSTRUMENTS = (*PITCHED, DRUM_KIT)
+"""Every instrument a music clip can list, in a fixed order (the judge's instrument head)."""
+
+
+def empty_labels() -> dict[str, Any]:
+    """Every label key the world writes, unset; clips fill the ones that apply."""
+    return {
+        "category": None,
+        "class": None,
+        "instruments": [],
+        "tempo": None,
+        "key": None,
+        "mode": None,
+        "texture": None,
+        "event_times": [],
+        "speaker": None,
+        "scene": None,
+        "ambience": None,
+        "details": {},
+        "task": None,
+        "task_region": None,
+    }
+
+
+def class_label(labels: dict[str, Any]) -> str:
+    """The class name of a clip's labels: "category:class"."""
+    return f"{labels.get('category')}:{labels.get('class')}"
+
+
+def has_measurable_key(labels: dict[str, Any]) -> bool:
+    """Whether a clip's key can be measured: it has a key and a pitched instrument plays."""
+    return labels.get("key") is not None and any(i != DRUM_KIT for i in labels["instruments"])
