@@ -23,11 +23,11 @@ import pytest
 import torch
 from torch import nn
 
-from audiox_turbo.config import TrainConfig
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.train import checkpoint as ckpt
 from audiox_turbo.train.ema import EMA, ema_decay_at
 from audiox_turbo.train.loop import OptimizerSpec, StepContext, Task, Trainer
+from audiox_turbo.train.run_config import TrainConfig
 from audiox_turbo.train.schedule import lr_factor
 
 HERE = Path(__file__).resolve()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiox_turbo.config import TrainConfig, preset
+from audiox_turbo.config import preset
 from audiox_turbo.data.dataset import collate
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.train.codec import CodecTask
@@ -28,6 +28,7 @@ from audiox_turbo.train.losses import (
 from audiox_turbo.train.run_config import (
     CodecTrainingConfig,
     TeacherTrainingConfig,
+    TrainConfig,
     load_run_config,
 )
 from audiox_turbo.train.teacher import TeacherTask, masked_mse, prompt_keep

@@ -55,10 +55,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from audiox_turbo.atomic import write_json_atomic
-from audiox_turbo.config import TrainConfig
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.train import checkpoint as ckpt
 from audiox_turbo.train.ema import EMA
+from audiox_turbo.train.run_config import TrainConfig
 from audiox_turbo.train.schedule import build_scheduler
 
 PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}

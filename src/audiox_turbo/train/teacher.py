@@ -18,14 +18,14 @@ from torch import nn
 
 from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.conditioning.conditioner import Conditioner, Conditions
-from audiox_turbo.config import ModelConfig, TrainConfig
+from audiox_turbo.config import ModelConfig
 from audiox_turbo.data.dataset import frame_mask
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.flow.path import interpolate, length_shift, sample_timesteps, velocity_target
 from audiox_turbo.flow.sampling import classifier_free_guidance, sample_euler, teacher_timesteps
 from audiox_turbo.model.denoiser import Denoiser
 from audiox_turbo.train.loop import AudioSample, OptimizerSpec, StepContext, Task
-from audiox_turbo.train.run_config import TeacherTrainingConfig
+from audiox_turbo.train.run_config import TeacherTrainingConfig, TrainConfig
 
 
 class FlowModel(nn.Module):
