@@ -221,6 +221,7 @@ def test_update_counts_follow_the_two_time_scale_rule(distilled):
         states = trainer.optimizers[name].optimizer.state.values()
         assert {int(s["step"]) for s in states} == {expected}
     assert trainer.ema["student"].updates == 2
+    assert trainer.ema["student"].decay == 0.99  # the run's train.ema_decay, nothing else
 
 
 def test_backward_simulation_runs_the_student_k_steps(distilled):

@@ -6,9 +6,12 @@ Heavy imports (torch, the tasks, the pipeline) happen inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from audiox_turbo.train.run_config import RunConfig
 
 app = typer.Typer(
     help="Train the codec or the flow-matching teacher (launch with accelerate/torchrun for DDP).",
@@ -124,7 +127,7 @@ def distill(
 
 def _fit_run(
     task: Any,
-    run: Any,
+    run: RunConfig,
     out: Path,
     dataset: Any,
     collate: Any,
@@ -132,6 +135,7 @@ def _fit_run(
     max_steps: int | None,
     cpu: bool,
 ) -> None:
+    """Train `task` with the engine, the run's JSON written to the run folder; report the end."""
     from audiox_turbo.config import to_dict
     from audiox_turbo.train.loop import Trainer
 
@@ -166,7 +170,7 @@ def _is_latent_shards(data: str) -> bool:
     return Path(index).is_file() and ShardIndex.read(index).kind == "latents"
 
 
-def _clip_dataset(run: Any, data: str, video: bool) -> tuple[Any, Any]:
+def _clip_dataset(run: RunConfig, data: str, video: bool) -> tuple[Any, Any]:
     """ClipDataset for a manifest, ShardDataset for shards; video only for the teacher."""
     from audiox_turbo.data.dataset import ClipDataset, collate
 
@@ -188,7 +192,7 @@ def _clip_dataset(run: Any, data: str, video: bool) -> tuple[Any, Any]:
     return ShardDataset(data, **common), collate
 
 
-def _latent_dataset(run: Any, data: str, model_config: Any) -> tuple[Any, Any]:
+def _latent_dataset(run: RunConfig, data: str, model_config: Any) -> tuple[Any, Any]:
     from audiox_turbo.data.dataset import collate
     from audiox_turbo.data.latents import LatentShardDataset
 
@@ -199,7 +203,7 @@ def _latent_dataset(run: Any, data: str, model_config: Any) -> tuple[Any, Any]:
     return dataset, collate
 
 
-def _generative_dataset(run: Any, data: str, model_config: Any) -> tuple[Any, Any]:
+def _generative_dataset(run: RunConfig, data: str, model_config: Any) -> tuple[Any, Any]:
     """Dataset + collate for teacher/student training: latent shards, or clips with video."""
     if _is_latent_shards(data):
         return _latent_dataset(run, data, model_config)
