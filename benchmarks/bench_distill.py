@@ -41,9 +41,9 @@ def measure_distill(preset_name: str, steps: int) -> dict[str, float | int | str
 
     import torch
 
-    from audiox_turbo.config import DistillConfig, TrainConfig
     from audiox_turbo.data.dataset import collate
     from audiox_turbo.pipeline import AudioXTurbo
+    from audiox_turbo.train.run_config import DistillConfig, TrainConfig
     from audiox_turbo.train.student import DistillTask
     from audiox_turbo.train.trainer import Trainer
 

@@ -62,10 +62,10 @@ def measure(kind: str, preset_name: str, steps: int) -> dict[str, float | int | 
 
     import torch
 
-    from audiox_turbo.config import TrainConfig, preset
+    from audiox_turbo.config import preset
     from audiox_turbo.data.dataset import ClipDataset, collate
     from audiox_turbo.train.codec import CodecTask
-    from audiox_turbo.train.run_config import TeacherTrainingConfig, load_run_config
+    from audiox_turbo.train.run_config import TeacherTrainingConfig, TrainConfig, load_run_config
     from audiox_turbo.train.teacher import TeacherTask
     from audiox_turbo.train.trainer import Trainer
 

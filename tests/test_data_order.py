@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
-from audiox_turbo.config import TrainConfig
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.train.data_order import DataPosition, MicroBatches
+from audiox_turbo.train.run_config import TrainConfig
 
 
 class Indices(Dataset):

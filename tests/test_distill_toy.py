@@ -30,7 +30,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from audiox_turbo.distill import TwoTimescaleSchedule
+from audiox_turbo.distill.dmd import TwoTimescaleSchedule
 from toy_distill import (
     DistillSettings,
     ToyVelocityNet,

@@ -18,18 +18,16 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from audiox_turbo.config import DistillConfig, TrainConfig
 from audiox_turbo.data.dataset import collate
 from audiox_turbo.data.manifest import ClipRecord, write_manifest
-from audiox_turbo.distill.cli import distill
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.flow.sampling import student_timesteps
 from audiox_turbo.pipeline import AudioXTurbo
-from audiox_turbo.train.run_config import load_run_config
+from audiox_turbo.train.cli import distill
+from audiox_turbo.train.run_config import DistillConfig, TrainConfig, load_run_config
 from audiox_turbo.train.student import (
     DistillTask,
     check_distill_config,
-    distill_train_config,
     student_shift,
 )
 from audiox_turbo.train.trainer import Trainer
@@ -91,6 +89,7 @@ def train_config(steps: int, **kw) -> TrainConfig:
         log_every=0,
         sample_every=0,
         num_workers=0,
+        ema_decay=0.99,
         ema_warmup=0,
     )
     base.update(kw)
@@ -111,7 +110,6 @@ SETTINGS = DistillConfig(
 
 def make_trainer(teacher_dir: Path, run: Path, cfg: TrainConfig, settings: DistillConfig, **kw):
     teacher = AudioXTurbo.from_pretrained(teacher_dir)
-    cfg = distill_train_config(cfg, settings)
     task = DistillTask(teacher, cfg, settings, **kw)
     dataset = LatentClips(teacher.config.codec.latent_dim)
     return Trainer(task, cfg, run, dataset, collate, progress=False, cpu=True), task
@@ -174,6 +172,14 @@ def test_shipped_distill_configs_load_and_validate(name):
     check_distill_config(run.distill, str(path))
     assert run.model == name
     assert len(run.distill.student_steps) == 4
+    assert run.train.ema_decay == 0.99
+
+
+def test_student_ema_decay_is_set_only_by_the_runs_train_section(tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"distill": {"ema_decay": 0.99}}))
+    with pytest.raises(AudioXError, match=r"^\S*old\.json: unknown key 'distill\.ema_decay'$"):
+        load_run_config(path)
 
 
 # --------------------------------------------------------------------------- training
@@ -215,6 +221,7 @@ def test_update_counts_follow_the_two_time_scale_rule(distilled):
         states = trainer.optimizers[name].optimizer.state.values()
         assert {int(s["step"]) for s in states} == {expected}
     assert trainer.ema["student"].updates == 2
+    assert trainer.ema["student"].decay == 0.99  # the run's train.ema_decay, nothing else
 
 
 def test_backward_simulation_runs_the_student_k_steps(distilled):
@@ -248,7 +255,7 @@ def test_noised_real_input_and_bf16_teacher(teacher_dir, tmp_path):
 def test_generator_schedule_spans_its_updates_and_bf16_teacher_is_a_copy(teacher_dir, tmp_path):
     teacher = AudioXTurbo.from_pretrained(teacher_dir)
     settings = DistillConfig(critic_updates=3, teacher_bf16=True, gan_weight=0.0)
-    cfg = distill_train_config(train_config(6, warmup_steps=3, schedule="cosine"), settings)
+    cfg = train_config(6, warmup_steps=3, schedule="cosine")
     task = DistillTask(teacher, cfg, settings)
     assert task.teacher.denoiser.out.weight.dtype == torch.bfloat16
     assert all(p.dtype == torch.float32 for p in teacher.denoiser.parameters())
@@ -360,9 +367,14 @@ def test_cli_distills_resumes_and_exports(teacher_dir, tmp_path):
         json.dumps(
             {
                 "model": "tiny",
-                "train": {"batch_size": 2, "crop_seconds": 0.25, "num_workers": 0},
+                "train": {
+                    "batch_size": 2,
+                    "crop_seconds": 0.25,
+                    "num_workers": 0,
+                    "ema_decay": 0.5,
+                },
                 "teacher": {"validation_prompts": []},
-                "distill": {"critic_updates": 2, "ema_decay": 0.5},
+                "distill": {"critic_updates": 2},
             }
         )
     )

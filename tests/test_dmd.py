@@ -9,21 +9,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from audiox_turbo.distill import (
+from audiox_turbo.distill.discriminator import (
     DiscriminatorHead,
+    discriminator_logits,
+    gan_discriminator_loss,
+    gan_generator_loss,
+    sample_gan_timesteps,
+)
+from audiox_turbo.distill.dmd import (
     TwoTimescaleSchedule,
     backward_simulate,
-    discriminator_logits,
     distribution_matching_loss,
     dmd_generator_loss,
     dmd_gradient,
     fake_score_loss,
-    gan_discriminator_loss,
-    gan_generator_loss,
     noised_real_input,
     regression_loss,
     sample_dmd_timesteps,
-    sample_gan_timesteps,
 )
 from audiox_turbo.flow import guided_velocity, interpolate, sample_student, student_timesteps
 

@@ -10,12 +10,11 @@ import itertools
 import torch
 
 from audiox_turbo.conditioning.inputs import ConditionInputs
-from audiox_turbo.config import DistillConfig, TrainConfig
 from audiox_turbo.data.dataset import collate
 from audiox_turbo.flow.sampling import SamplerSettings, teacher_timesteps
 from audiox_turbo.model.generation import conditioned_velocity, seeded_noise
 from audiox_turbo.pipeline import AudioXTurbo
-from audiox_turbo.train.run_config import TeacherTrainingConfig
+from audiox_turbo.train.run_config import DistillConfig, TeacherTrainingConfig, TrainConfig
 from audiox_turbo.train.student import DistillTask
 from audiox_turbo.train.teacher import VALIDATION_SEED, TeacherTask
 from audiox_turbo.train.trainer import Trainer

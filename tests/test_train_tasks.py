@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiox_turbo.config import TrainConfig, preset
+from audiox_turbo.config import preset
 from audiox_turbo.data.dataset import collate
 from audiox_turbo.distill.discriminator import gan_discriminator_loss, gan_generator_loss
 from audiox_turbo.errors import AudioXError
@@ -26,6 +26,7 @@ from audiox_turbo.train.losses import (
 from audiox_turbo.train.run_config import (
     CodecTrainingConfig,
     TeacherTrainingConfig,
+    TrainConfig,
     load_run_config,
 )
 from audiox_turbo.train.teacher import TeacherTask, masked_mse, prompt_keep

@@ -22,9 +22,9 @@ import pytest
 import torch
 from torch import nn
 
-from audiox_turbo.config import TrainConfig
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.train import checkpoint as ckpt
+from audiox_turbo.train.run_config import TrainConfig
 from audiox_turbo.train.schedule import lr_factor
 from audiox_turbo.train.task import OptimizerSpec, StepContext, Task
 from audiox_turbo.train.trainer import Trainer

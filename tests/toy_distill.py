@@ -24,19 +24,21 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from audiox_turbo.distill import (
+from audiox_turbo.distill.discriminator import (
     DiscriminatorHead,
+    discriminator_logits,
+    gan_discriminator_loss,
+    gan_generator_loss,
+    sample_gan_timesteps,
+)
+from audiox_turbo.distill.dmd import (
     TwoTimescaleSchedule,
     backward_simulate,
     bind_condition,
     bind_features,
-    discriminator_logits,
     distribution_matching_loss,
     fake_score_loss,
-    gan_discriminator_loss,
-    gan_generator_loss,
     sample_dmd_timesteps,
-    sample_gan_timesteps,
 )
 from audiox_turbo.flow import (
     guided_velocity,

@@ -1,5 +1,8 @@
-"""Frozen configuration dataclasses, their JSON form, and the named presets.
+"""The model's architecture (frozen dataclasses), the named presets, and the one JSON scheme.
 
+Every config in the project (this module's, the training run's in `train/run_config.py`, the
+official variant's, the judge's) is a frozen dataclass read by `from_dict` / `load_config` and
+written by `to_dict`; value checks live in each dataclass's `__post_init__` (ValueError).
 Every sequence length in the system is derived here from the codec geometry and a duration,
 so no module hard-codes a frame count.
 """
@@ -7,6 +10,7 @@ so no module hard-codes a frame count.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -15,8 +19,6 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-
-from audiox_turbo.atomic import write_json_atomic
 
 T = TypeVar("T")
 
@@ -120,100 +122,80 @@ class ModelConfig:
         return max(1, round(duration * self.conditioning.video_fps))
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation and run settings shared by codec and teacher training."""
-
-    batch_size: int = 8
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 1e-2
-    warmup_steps: int = 1000
-    schedule: str = "cosine"
-    max_steps: int = 100_000
-    grad_accum: int = 1
-    grad_clip: float = 1.0
-    precision: str = "fp32"
-    ema_decay: float = 0.999
-    ema_warmup: int = 1000
-    crop_seconds: float = 5.0
-    timestep_sampler: str = "logit_normal"
-    timestep_shift: float = 1.0
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    sample_every: int = 5000
-    num_workers: int = 2
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """DMD (flow-matching form) + diffusion discriminator settings."""
-
-    student_steps: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
-    teacher_cfg: float = 6.0
-    critic_updates: int = 5
-    generator_lr: float = 1e-5
-    critic_lr: float = 1e-5
-    dmd_weight: float = 1.0
-    gan_weight: float = 1e-3
-    gan_critic_weight: float = 1e-2
-    gan_loss: str = "hinge"
-    gan_max_t: float = 0.2
-    gan_layers: tuple[int, ...] = (-1,)
-    regression_weight: float = 0.0
-    backward_simulation: bool = True
-    t_min: float = 0.02
-    t_max: float = 0.98
-    t_shift: float = 1.0
-    teacher_bf16: bool = False
-    ema_decay: float = 0.99
-
-
-def _coerce(tp: Any, value: Any) -> Any:
-    """Convert a JSON value into the annotated dataclass field type."""
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    """`value` (read from JSON) as annotated type `tp`; ValueError naming `key` if it is not one."""
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return from_dict(tp, value)
-    if origin is tuple and isinstance(value, list):
-        args = typing.get_args(tp)
-        item = args[0] if args else Any
-        return tuple(_coerce(item, v) for v in value)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            if arg is type(None) and value is None:
-                return None
-            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
-                return from_dict(arg, value)
+    if tp is Any:
         return value
-    if tp is float and isinstance(value, int):
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ValueError(f"{key}: expected an object, got {value!r}")
+        return _from_dict(tp, value, f"{key}.")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, key)
+            except ValueError:
+                continue
+        expected = str(tp).replace("typing.", "")
+        raise ValueError(f"{key}: expected {expected}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{key}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        elif len(args) != len(value):
+            raise ValueError(f"{key}: expected a list of {len(args)} items, got {value!r}")
+        items = enumerate(zip(args, value, strict=True))
+        return tuple(_convert(arg, item, f"{key}[{i}]") for i, (arg, item) in items)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp in (bool, int, float, str):
+        if type(value) is not tp:
+            raise ValueError(f"{key}: expected {tp.__name__}, got {value!r}")
+        return value
     return value
 
 
-def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Build dataclass `cls` from a plain dict; unknown keys raise a clear ValueError."""
+def _from_dict(cls: type[T], data: dict[str, Any], prefix: str) -> T:
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = [k for k in data if k not in names]
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown config keys {unknown}")
-    return cls(**{k: _coerce(hints[k], v) for k, v in data.items()})
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f"; did you mean {prefix + close[0]!r}?" if close else ""
+        raise ValueError(f"unknown key {prefix + unknown[0]!r}{hint}")
+    values = {k: _convert(hints[k], v, prefix + k) for k, v in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as e:
+        raise ValueError(f"{prefix.rstrip('.')}: {e}" if prefix else str(e)) from None
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Config dataclass `cls` from its JSON form; missing fields take the defaults.
+
+    An unknown key, a value of the wrong type or a value rejected by the dataclass's
+    `__post_init__` raises a one-line ValueError naming the key (dotted for nested configs).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    return _from_dict(cls, data, "")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """Plain-JSON form of a config dataclass (tuples become lists)."""
+    """JSON form of a config dataclass (tuples become lists); `from_dict` reads it back."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def save_config(config: Any, path: str | os.PathLike[str]) -> None:
-    """Serialise a config dataclass to JSON atomically."""
-    write_json_atomic(path, to_dict(config))
-
-
 def load_config(cls: type[T], path: str | os.PathLike[str]) -> T:
-    """Read a config dataclass from JSON; errors name the file."""
+    """Config dataclass `cls` from a JSON file; every error is one line naming the file."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -223,7 +205,7 @@ def load_config(cls: type[T], path: str | os.PathLike[str]) -> T:
         raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
     try:
         return from_dict(cls, data)
-    except (TypeError, ValueError) as e:
+    except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
 
 

@@ -1,11 +1,17 @@
-"""`audiox-turbo train codec|teacher`: the training commands (heavy imports inside them)."""
+"""The training commands: `audiox-turbo train codec|teacher` (`app`) and `audiox-turbo distill`.
+
+Heavy imports (torch, the tasks, the pipeline) happen inside the commands.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from audiox_turbo.train.run_config import RunConfig
 
 app = typer.Typer(
     help="Train the codec or the flow-matching teacher (launch with accelerate/torchrun for DDP).",
@@ -19,6 +25,7 @@ OUT = typer.Option(..., "--out", help="Run folder: runs/NAME.")
 RESUME = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out.")
 MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after N steps (default: config).")
 CPU = typer.Option(False, "--cpu", help="Train on the CPU even when a GPU is present.")
+TEACHER = typer.Option(..., "--teacher", help="Teacher model directory (config.json + weights).")
 
 
 @app.command()
@@ -44,7 +51,7 @@ def codec(
         vae=_pretrained(run.model).codec if _is_model_dir(run.model) else None,
         seed=run.train.seed,
     )
-    fit_run(task, run, out, dataset, collate, resume, max_steps, cpu)
+    _fit_run(task, run, out, dataset, collate, resume, max_steps, cpu)
 
 
 @app.command()
@@ -68,7 +75,7 @@ def teacher(
     codec_model = _pretrained(codec_source).codec if codec_source else None
     if codec_model is None and start is not None:
         codec_model = start.codec
-    dataset, collate = generative_dataset(run, data, model_config)
+    dataset, collate = _generative_dataset(run, data, model_config)
     task = TeacherTask(
         model_config,
         run.train,
@@ -81,12 +88,46 @@ def teacher(
     )
     if codec_model is None:
         typer.echo("note: no trained codec given (teacher.codec_from); using a random codec")
-    fit_run(task, run, out, dataset, collate, resume, max_steps, cpu)
+    _fit_run(task, run, out, dataset, collate, resume, max_steps, cpu)
 
 
-def fit_run(
+def distill(
+    teacher: Path = TEACHER,
+    config: Path = CONFIG,
+    data: str = DATA,
+    out: Path = OUT,
+    resume: bool = RESUME,
+    max_steps: int | None = MAX_STEPS,
+    cpu: bool = CPU,
+) -> None:
+    """Distil a teacher into a 4-step student (DMD + diffusion discriminator); exports run/model."""
+    import dataclasses
+
+    from audiox_turbo.pipeline import AudioXTurbo
+    from audiox_turbo.train.run_config import load_run_config
+    from audiox_turbo.train.student import DistillTask, check_distill_config
+
+    run = load_run_config(config)
+    check_distill_config(run.distill, str(config))
+    model = AudioXTurbo.from_pretrained(teacher)
+    run = dataclasses.replace(run, model=str(teacher))
+    dataset, collate = _generative_dataset(run, data, model.config)
+    task = DistillTask(
+        model,
+        run.train,
+        run.distill,
+        validation_prompts=run.teacher.validation_prompts,
+        validation_seconds=run.teacher.validation_seconds,
+        seed=run.train.seed,
+    )
+    if not model.trained:
+        typer.echo(f"note: teacher {teacher} has untrained (random) weights")
+    _fit_run(task, run, out, dataset, collate, resume, max_steps, cpu)
+
+
+def _fit_run(
     task: Any,
-    run: Any,
+    run: RunConfig,
     out: Path,
     dataset: Any,
     collate: Any,
@@ -94,6 +135,7 @@ def fit_run(
     max_steps: int | None,
     cpu: bool,
 ) -> None:
+    """Train `task` with the engine, the run's JSON written to the run folder; report the end."""
     from audiox_turbo.config import to_dict
     from audiox_turbo.train.trainer import Trainer
 
@@ -128,7 +170,7 @@ def _is_latent_shards(data: str) -> bool:
     return Path(index).is_file() and ShardIndex.read(index).kind == "latents"
 
 
-def _clip_dataset(run: Any, data: str, video: bool) -> tuple[Any, Any]:
+def _clip_dataset(run: RunConfig, data: str, video: bool) -> tuple[Any, Any]:
     """ClipDataset for a manifest, ShardDataset for shards; video only for the teacher."""
     from audiox_turbo.data.dataset import ClipDataset, collate
 
@@ -150,7 +192,7 @@ def _clip_dataset(run: Any, data: str, video: bool) -> tuple[Any, Any]:
     return ShardDataset(data, **common), collate
 
 
-def _latent_dataset(run: Any, data: str, model_config: Any) -> tuple[Any, Any]:
+def _latent_dataset(run: RunConfig, data: str, model_config: Any) -> tuple[Any, Any]:
     from audiox_turbo.data.dataset import collate
     from audiox_turbo.data.latents import LatentShardDataset
 
@@ -161,7 +203,7 @@ def _latent_dataset(run: Any, data: str, model_config: Any) -> tuple[Any, Any]:
     return dataset, collate
 
 
-def generative_dataset(run: Any, data: str, model_config: Any) -> tuple[Any, Any]:
+def _generative_dataset(run: RunConfig, data: str, model_config: Any) -> tuple[Any, Any]:
     """Dataset + collate for teacher/student training: latent shards, or clips with video."""
     if _is_latent_shards(data):
         return _latent_dataset(run, data, model_config)

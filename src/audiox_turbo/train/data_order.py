@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from audiox_turbo.config import TrainConfig
 from audiox_turbo.errors import AudioXError
+from audiox_turbo.train.run_config import TrainConfig
 
 
 @dataclass

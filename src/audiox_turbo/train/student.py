@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.conditioning.conditioner import Conditioner, Conditions
 from audiox_turbo.conditioning.inputs import ConditionInputs
-from audiox_turbo.config import DistillConfig, ModelConfig, SamplerDefaults, TrainConfig
+from audiox_turbo.config import ModelConfig, SamplerDefaults
 from audiox_turbo.distill.discriminator import (
     GAN_LOSSES,
     DiscriminatorHead,
@@ -53,7 +53,7 @@ from audiox_turbo.model.denoiser import Denoiser
 from audiox_turbo.model.flow_model import FlowModel
 from audiox_turbo.model.generation import conditioned_velocity, sample_latents
 from audiox_turbo.model_dir import NATIVE_COMPONENTS, save_model_dir
-from audiox_turbo.train.run_config import TeacherTrainingConfig
+from audiox_turbo.train.run_config import DistillConfig, TeacherTrainingConfig, TrainConfig
 from audiox_turbo.train.task import AudioSample, OptimizerSpec, StepContext, Task
 from audiox_turbo.train.teacher import VALIDATION_SEED, TeacherTask
 
@@ -111,11 +111,6 @@ def check_distill_config(config: DistillConfig, source: str) -> None:
     problems += [f"{w} must be >= 0" for w in weights if not getattr(config, w) >= 0]
     if problems:
         raise AudioXError(f"{source}: distill: {'; '.join(problems)}")
-
-
-def distill_train_config(train: TrainConfig, settings: DistillConfig) -> TrainConfig:
-    """The engine's TrainConfig for distillation: the student EMA decay comes from `settings`."""
-    return dataclasses.replace(train, ema_decay=settings.ema_decay)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from torch import nn
 from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.conditioning.conditioner import Conditioner
 from audiox_turbo.conditioning.inputs import ConditionInputs
-from audiox_turbo.config import ModelConfig, TrainConfig
+from audiox_turbo.config import ModelConfig
 from audiox_turbo.data.dataset import frame_mask
 from audiox_turbo.flow.path import interpolate, length_shift, sample_timesteps, velocity_target
 from audiox_turbo.flow.sampling import SamplerSettings
@@ -29,7 +29,7 @@ from audiox_turbo.model.denoiser import Denoiser
 from audiox_turbo.model.flow_model import FlowModel
 from audiox_turbo.model.generation import sample_latents
 from audiox_turbo.model_dir import NATIVE_COMPONENTS, save_model_dir
-from audiox_turbo.train.run_config import TeacherTrainingConfig
+from audiox_turbo.train.run_config import TeacherTrainingConfig, TrainConfig
 from audiox_turbo.train.task import AudioSample, OptimizerSpec, StepContext, Task
 
 VALIDATION_SEED = 0

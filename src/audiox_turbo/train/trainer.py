@@ -25,12 +25,12 @@ from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
 from audiox_turbo.atomic import write_json_atomic
-from audiox_turbo.config import TrainConfig
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.train import checkpoint as ckpt
 from audiox_turbo.train import sharding
 from audiox_turbo.train.data_order import MicroBatches
 from audiox_turbo.train.ema import EMA
+from audiox_turbo.train.run_config import TrainConfig
 from audiox_turbo.train.run_dir import RunPaths
 from audiox_turbo.train.run_log import RunLog, ThroughputWindow, progress_bar
 from audiox_turbo.train.run_state import RunState
