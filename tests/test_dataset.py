@@ -297,7 +297,7 @@ def test_validate_checks_rate_channels_duration_and_bad_lines(tmp_path: Path) ->
 
 
 def test_cli_validate_exit_codes(corrupt: Path, clips: Path) -> None:
-    from audiox_turbo.data.cli import app
+    from audiox_turbo.cli.data import app
 
     runner = CliRunner()
     bad = runner.invoke(app, ["validate", str(corrupt)])

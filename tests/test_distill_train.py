@@ -18,12 +18,12 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from audiox_turbo.cli.train import distill
 from audiox_turbo.data.dataset import collate
 from audiox_turbo.data.manifest import ClipRecord, write_manifest
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.flow.sampling import student_timesteps
 from audiox_turbo.pipeline import AudioXTurbo
-from audiox_turbo.train.cli import distill
 from audiox_turbo.train.run_config import DistillConfig, TrainConfig, load_run_config
 from audiox_turbo.train.student import (
     DistillTask,

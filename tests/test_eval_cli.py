@@ -14,9 +14,9 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from audiox_turbo.cli.eval import bench_command, benchmark_app, eval_command, judge_app
 from audiox_turbo.data.manifest import TASKS
 from audiox_turbo.errors import AudioXError
-from audiox_turbo.eval.cli import bench_command, benchmark_app, eval_command, judge_app
 from audiox_turbo.eval.world_benchmark import MUSIC_TASKS, VIDEO_TASKS
 
 SR = 16000

@@ -196,7 +196,7 @@ def test_latent_cache_round_trip(manifest: Path, tmp_path: Path) -> None:
 
 
 def test_cli_shard_and_encode(manifest: Path, tmp_path: Path) -> None:
-    from audiox_turbo.data.cli import app, parse_size
+    from audiox_turbo.cli.data import app, parse_size
 
     assert parse_size("256MB") == 256 * 10**6 and parse_size("1GiB") == 2**30
     assert parse_size("1.5kb") == 1500

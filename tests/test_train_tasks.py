@@ -429,7 +429,7 @@ def test_bad_run_config_is_one_line_error_naming_the_file(tmp_path):
 
 
 def test_cli_module_imports_without_torch():
-    code = "import sys, audiox_turbo.train.cli; sys.exit('torch' in sys.modules)"
+    code = "import sys, audiox_turbo.cli.train; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
@@ -438,8 +438,8 @@ def test_cli_teacher_runs_resumes_and_exports(tmp_path):
     import soundfile as sf
     from typer.testing import CliRunner
 
+    from audiox_turbo.cli.train import app
     from audiox_turbo.data.manifest import ClipRecord, write_manifest
-    from audiox_turbo.train.cli import app
 
     records = []
     for i in range(4):

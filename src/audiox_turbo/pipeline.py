@@ -16,7 +16,7 @@ from audiox_turbo.conditioning.audio import AUDIO_MODES, align_audio_prompt
 from audiox_turbo.conditioning.conditioner import Conditioner, Conditions
 from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.config import ModelConfig, preset
-from audiox_turbo.errors import AudioXError, MediaError, ModelLoadError
+from audiox_turbo.errors import AudioXError, MediaError
 from audiox_turbo.flow.sampling import SamplerSettings
 from audiox_turbo.interface import (
     AudioInput,
@@ -33,8 +33,8 @@ from audiox_turbo.model.generation import sample_latents
 from audiox_turbo.model.graphs import GraphedForward, require_cuda
 from audiox_turbo.model_dir import (
     NATIVE_COMPONENTS,
-    load_components,
-    read_model_config,
+    load_native_components,
+    native_components,
     save_model_dir,
 )
 
@@ -73,10 +73,7 @@ class AudioXTurbo(Pipeline):
     ) -> AudioXTurbo:
         """Randomly initialised model built directly on `device` (deterministic in `seed`)."""
         device = resolve_device(device) if device is not None else torch.device("cpu")
-        rng_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=rng_devices), device:
-            torch.manual_seed(seed)
-            model = cls(config, OobleckVAE(config.codec), Conditioner(config), Denoiser(config))
+        model = cls(config, *native_components(config, seed, device).values())
         model.device = device
         return model
 
@@ -95,18 +92,8 @@ class AudioXTurbo(Pipeline):
         cls, path: str | os.PathLike[str], device: str | None = None, dtype: str | None = None
     ) -> AudioXTurbo:
         """Load a native model directory: config.json + codec/conditioning/denoiser .safetensors."""
-        config = read_model_config(path)
-        if not isinstance(config, ModelConfig):
-            raise ModelLoadError(
-                f"{path}: holds the {config.variant!r} variant; load it with audiox_turbo.load()"
-            )
-        try:
-            with torch.device("meta"):
-                model = cls(config, OobleckVAE(config.codec), Conditioner(config), Denoiser(config))
-        except (AttributeError, TypeError, ValueError) as e:
-            raise ModelLoadError(f"{path}/config.json: invalid config ({e})") from None
-        load_components(path, model.components())
-        return model.to(device, dtype)
+        config, components = load_native_components(path)
+        return cls(config, *components.values()).to(device, dtype)
 
     @property
     def trained(self) -> bool:

@@ -197,12 +197,9 @@ def convert_official(
     overwrite: bool = False,
 ) -> ConversionReport:
     """Write an `official` model dir at `out` (atomically: built beside it, then renamed)."""
-    from audiox_turbo.official.model import (
-        COMPONENT_FILES,
-        TEXT_ENCODER_DIR,
-        save_safetensors_atomic,
-    )
+    from audiox_turbo.official.model import COMPONENT_FILES, TEXT_ENCODER_DIR
     from audiox_turbo.official.text import OfficialTextConditioner
+    from audiox_turbo.weights import write_safetensors
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -219,7 +216,7 @@ def convert_official(
                 for k, v in state.items()
                 if k.split(".", 1)[0] in names
             }
-            save_safetensors_atomic(part, tmp / f"{component}.safetensors")
+            write_safetensors(tmp / f"{component}.safetensors", part)
         if t5 is not None:
             text = OfficialTextConditioner.from_dir(t5, config.text_max_tokens)
             text.encoder.save_pretrained(tmp / TEXT_ENCODER_DIR)

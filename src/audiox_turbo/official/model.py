@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from audiox_turbo.atomic import atomic_directory, atomic_file
+from audiox_turbo.atomic import atomic_directory
 from audiox_turbo.codec.oobleck import OobleckVAE
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.flow.sampling import ProgressCallback, SamplerSettings
@@ -28,6 +28,7 @@ from audiox_turbo.official.mmdit import OfficialMMDiT
 from audiox_turbo.official.sampling import sample_official
 from audiox_turbo.official.text import OfficialTextConditioner
 from audiox_turbo.official.video import OfficialVideoConditioner, prepare_clip_frames
+from audiox_turbo.weights import read_safetensors, write_safetensors
 
 COMPONENT_FILES: dict[str, tuple[str, ...]] = {
     "denoiser": ("denoiser",),
@@ -37,14 +38,6 @@ COMPONENT_FILES: dict[str, tuple[str, ...]] = {
 }
 TEXT_ENCODER_DIR = "text_encoder"
 SAMPLERS = ("dmd", "euler")
-
-
-def save_safetensors_atomic(state: dict[str, Tensor], path: Path) -> None:
-    """Write a safetensors file atomically (`audiox_turbo.atomic.atomic_file`)."""
-    from safetensors.torch import save_file
-
-    with atomic_file(path) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, tmp)
 
 
 def _as_batch(x: Tensor, item_dims: int, batch: int, what: str) -> Tensor:
@@ -129,9 +122,7 @@ class OfficialAudioXTurbo(nn.Module):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         for component in COMPONENT_FILES:
-            save_safetensors_atomic(
-                self.component_state(component), path / f"{component}.safetensors"
-            )
+            write_safetensors(path / f"{component}.safetensors", self.component_state(component))
         config = self.config
         if self.text_encoder is not None:
             self._save_text_encoder(path / TEXT_ENCODER_DIR)
@@ -152,8 +143,6 @@ class OfficialAudioXTurbo(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> OfficialAudioXTurbo:
         """Load a model dir written by `save_pretrained` or `convert_official`."""
-        from safetensors.torch import load_file
-
         path = Path(path)
         config = OfficialConfig.load(path / "config.json")
         device = torch.device(device or "cpu")
@@ -161,14 +150,8 @@ class OfficialAudioXTurbo(nn.Module):
             model = cls(config)
         state: dict[str, Tensor] = {}
         for component, names in COMPONENT_FILES.items():
-            file = path / f"{component}.safetensors"
-            if not file.is_file():
-                raise ModelLoadError(f"{file}: component file missing")
             prefix = "" if len(names) > 1 else f"{names[0]}."
-            try:
-                part = load_file(file, device=str(device))
-            except Exception as e:
-                raise ModelLoadError(f"{file}: unreadable safetensors ({e})") from None
+            part = read_safetensors(path / f"{component}.safetensors", device=str(device))
             state.update({prefix + k: v for k, v in part.items()})
         try:
             model.load_state_dict(state, strict=True, assign=True)

@@ -1,4 +1,4 @@
-"""Training: the engine (`trainer`, driven by a `task`), codec and teacher tasks, their CLI.
+"""Training: the engine (`trainer`, driven by a `task`) and the codec, teacher and student tasks.
 
-Nothing heavy is imported here, so `audiox_turbo.train.cli` stays fast to load.
+Nothing heavy is imported here, so `audiox_turbo.cli.train` stays fast to load.
 """

@@ -12,6 +12,7 @@ from torch import nn
 from audiox_turbo.codec.oobleck import OobleckVAE, kl_divergence
 from audiox_turbo.config import ModelConfig
 from audiox_turbo.distill.discriminator import gan_discriminator_loss, gan_generator_loss
+from audiox_turbo.model_dir import native_components, save_model_dir
 from audiox_turbo.train.codec_discriminator import MultiScaleSTFTDiscriminator
 from audiox_turbo.train.losses import (
     feature_matching_loss,
@@ -159,9 +160,7 @@ class CodecTask(Task):
 
     def export(self, directory: Path, ctx: StepContext) -> None:
         """A model folder with the trained codec and freshly initialised other components."""
-        from audiox_turbo.pipeline import AudioXTurbo
-
-        model = AudioXTurbo.from_config(self.model_config)
-        model.codec.load_state_dict(ctx.unwrapped("codec").vae.state_dict())
-        model.config = dataclasses.replace(model.config, trained=False)
-        model.save_pretrained(directory)
+        components = native_components(self.model_config)
+        components["codec"].load_state_dict(ctx.unwrapped("codec").vae.state_dict())
+        config = dataclasses.replace(self.model_config, trained=False)
+        save_model_dir(directory, config, components)

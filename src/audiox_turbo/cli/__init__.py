@@ -23,11 +23,11 @@ app = typer.Typer(
 
 def _register_subcommands() -> None:
     """Sub-apps; each module imports its heavy dependencies inside its commands."""
-    from audiox_turbo.data.cli import app as data_app
-    from audiox_turbo.eval.cli import bench_command, benchmark_app, eval_command, judge_app
-    from audiox_turbo.official.cli import app as official_app
-    from audiox_turbo.train.cli import app as train_app
-    from audiox_turbo.train.cli import distill
+    from audiox_turbo.cli.convert import app as official_app
+    from audiox_turbo.cli.data import app as data_app
+    from audiox_turbo.cli.eval import bench_command, benchmark_app, eval_command, judge_app
+    from audiox_turbo.cli.train import app as train_app
+    from audiox_turbo.cli.train import distill
 
     app.add_typer(data_app, name="data")
     app.command("eval")(eval_command)
