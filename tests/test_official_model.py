@@ -285,7 +285,8 @@ def test_convert_fails_on_missing_and_mismatched_keys(
 def test_cli_convert_official(tmp_path: Path, tiny_model, tiny_config, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from audiox_turbo.official import cli, convert
+    from audiox_turbo.cli import convert as cli
+    from audiox_turbo.official import convert
 
     paths = write_official_files(tmp_path, tiny_model, {})
     real = convert.convert_official

@@ -276,7 +276,7 @@ def test_cli_command_generates_and_imports_lazily(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from audiox_turbo.data.world.cli import world
+    from audiox_turbo.cli.data import world
 
     app = typer.Typer()
     app.command()(world)
@@ -285,7 +285,7 @@ def test_cli_command_generates_and_imports_lazily(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     records = read_manifest(tmp_path / "val.jsonl")
     assert [r.labels["seed"] for r in records] == [[9, 1, 0], [9, 1, 1]]
-    code = "import sys, audiox_turbo.data.world.cli; print(json.dumps(sorted(sys.modules)))"
+    code = "import sys, audiox_turbo.cli.data; print(json.dumps(sorted(sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True
     )

@@ -1,5 +1,5 @@
-"""The model directory (DESIGN.md "Checkpoints"): config.json + one safetensors file per
-component, the native components built from a config, and where the shipped model lives.
+"""The model directory (docs/architecture.md, "Model directory"): config.json + one safetensors
+file per component, the native components built from a config, and the shipped model.
 
 Below the pipelines, train/, data/ and eval/: whoever reads or writes a model uses this module.
 """

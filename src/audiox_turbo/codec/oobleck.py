@@ -3,7 +3,7 @@
 Parameter names match `AudioAutoencoder.state_dict()` exactly (`encoder.layers.N...`,
 `decoder.layers.N...`, weight-norm convs as `bias`/`weight_g`/`weight_v`, SnakeBeta
 `alpha`/`beta`), so the released `vae.ckpt` loads strictly without key mapping. Facts from
-`official/ARCHITECTURE.md` §1 (layout, SnakeBeta, bottleneck, KL).
+the official spec §1 (layout, SnakeBeta, bottleneck, KL).
 """
 
 from __future__ import annotations

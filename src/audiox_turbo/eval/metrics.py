@@ -2,7 +2,7 @@
 
 Set metrics (Fréchet distance, FAD∞, KAD) take embeddings `(N, dim)`; classifier metrics (KL,
 IS) take `(N, classes)` logits or probabilities; event timing takes event times in seconds.
-Conventions follow REFERENCES.md "Evaluation protocols": numbers are only comparable within one
+Numbers are only comparable within one
 protocol (same embedder, same sample rate, same direction of KL).
 """
 

@@ -58,7 +58,7 @@ def shift_timesteps(t: Tensor, shift: float) -> Tensor:
 
 
 def length_shift(latent_frames: int) -> float:
-    """Shift for a sequence length (stable-audio-tools rule, see REFERENCES.md).
+    """Shift for a sequence length (the stable-audio-tools rule).
 
     s = exp(0.5 + 0.65·(L − 256)/(4096 − 256)): 1.65 at 256 frames, 3.16 at 4096, linear in log s
     (extrapolated outside that range).
@@ -80,7 +80,7 @@ def sample_timesteps(
     """(n,) training timesteps in [0, 1], then shifted.
 
     logit_normal: sigmoid(N(m, s²)); uniform: U(0, 1); mode: SD3's f(u) = 1 − u −
-    mode_scale·(cos²(πu/2) − 1 + u) with u ~ U(0, 1) (REFERENCES.md: s_m = 1.29).
+    mode_scale·(cos²(πu/2) − 1 + u) with u ~ U(0, 1) (SD3, Esser et al. 2024: s_m = 1.29).
     """
     if kind == "logit_normal":
         t = torch.sigmoid(m + s * torch.randn(n, generator=generator, device=device, dtype=dtype))

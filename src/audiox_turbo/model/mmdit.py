@@ -1,6 +1,6 @@
 """Joint-attention MMDiT blocks: per-stream weights, one attention over all streams.
 
-Follows the SD3 / MMAudio joint block (facts in REFERENCES.md): each stream has its own
+Follows the SD3 / MMAudio joint block (SD3, MMAudio): each stream has its own
 adaLN-Zero modulation, QKV, q/k RMSNorm, output projection and MLP; attention runs once over
 the concatenation of the streams, with rotary positions shared by time-aligned streams.
 """

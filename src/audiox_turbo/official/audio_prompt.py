@@ -1,4 +1,4 @@
-"""The official audio-prompt conditioner (AudioAutoencoderConditioner, ARCHITECTURE.md §3.3).
+"""The official audio-prompt conditioner (AudioAutoencoderConditioner, spec §3.3).
 
 Its own copy of the Oobleck VAE (`codec`, released prefix
 `conditioner.conditioners.audio_prompt.pretransform.model.`) encodes the prompt *sampled*;

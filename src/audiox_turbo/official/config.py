@@ -1,6 +1,6 @@
 """OfficialConfig: sizes of the released AudioX-Turbo network, and the presets.
 
-The released network fixes its sequence lengths (ARCHITECTURE.md §0): 236 latent frames out,
+The released network fixes its sequence lengths (spec §0): 236 latent frames out,
 a 215-frame audio prompt, 50 CLIP frames (10 s at 5 fps), 240 sync tokens and 3×128
 conditioning tokens. `official_tiny` keeps every fixed length and shrinks the widths to the
 sizes of the parity fixtures.
@@ -23,7 +23,7 @@ VARIANT = "official"
 
 @dataclass(frozen=True)
 class OfficialConfig:
-    """Every size of the official network (names follow ARCHITECTURE.md)."""
+    """Every size of the official network (names follow the official spec)."""
 
     name: str = "official"
     variant: str = VARIANT

@@ -2,7 +2,7 @@
 
 Reads the student checkpoint and `vae.ckpt` safely (`torch.load(weights_only=True)`, or
 safetensors, single or sharded), tolerating the layouts the official loader tolerates
-(ARCHITECTURE.md §8): a nested `state_dict`/`model`/`student`/`student_state_dict` dict and
+(spec §8): a nested `state_dict`/`model`/`student`/`student_state_dict` dict and
 `module.`/`model.`/`student.`/`student.model.` key prefixes. Sources are applied in the
 official order: CLIP dir, `vae.ckpt` into the audio-prompt VAE, the student file, then
 `vae.ckpt` into the main VAE. Every model key must be provided (else ModelLoadError); keys that

@@ -1,4 +1,4 @@
-"""The official Multimodal Adaptive Fusion block (MAF_Block, ARCHITECTURE.md §4.2).
+"""The official Multimodal Adaptive Fusion block (MAF_Block, spec §4.2).
 
 Parameter names mirror the released checkpoint below `maf_block.`. The official wrapper passes
 (text, video, audio) to a signature named (video, text, audio), so the `_v` gate, norm and first

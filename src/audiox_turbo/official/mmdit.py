@@ -1,4 +1,4 @@
-"""The official MMDiT denoiser (ARCHITECTURE.md §5); its CFG and rescale (§6.2) are the
+"""The official MMDiT denoiser (spec §5); its CFG and rescale (§6.2) are the
 project's one guidance path, bound in `official/sampling.py`.
 
 Parameter names mirror the released checkpoint below `model.model.` so conversion is a prefix

@@ -1,5 +1,5 @@
 """OfficialAudioXTurbo: the released AudioX-Turbo network as one model, its directory format
-and its `generate` (ARCHITECTURE.md §0, §6.3).
+and its `generate` (spec §0, §6.3).
 
 A model directory holds `config.json` ("variant": "official"), one safetensors per component
 (`denoiser`, `fusion`, `conditioning`, `codec`) and, optionally, a `text_encoder/` HF dir with

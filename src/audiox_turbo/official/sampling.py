@@ -1,4 +1,4 @@
-"""The official samplers (ARCHITECTURE.md §6) through the project's one CFG and sampler path.
+"""The official samplers (spec §6) through the project's one CFG and sampler path.
 
 The 4-step DMD student sampler (t = 1, .75, .5, .25; x0 = z − t·v; fresh-noise re-noising; no
 CFG) and the teacher Euler sampler on t = linspace(1, 0, steps + 1) are `flow.sampling.sample`;

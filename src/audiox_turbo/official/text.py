@@ -1,4 +1,4 @@
-"""The official text conditioner: T5 encoder from a local Hugging Face dir (ARCHITECTURE.md §3.2).
+"""The official text conditioner: T5 encoder from a local Hugging Face dir (spec §3.2).
 
 T5 is not part of any AudioX checkpoint; it is loaded from a directory holding a
 `T5EncoderModel` and its tokenizer. Padded positions of the output are set exactly to zero.

@@ -1,6 +1,6 @@
 """The official video conditioner: CLIP frames -> temporal transformer -> token projection + sync.
 
-ARCHITECTURE.md §3.1. Parameter names mirror the released keys below
+spec §3.1. Parameter names mirror the released keys below
 `conditioner.conditioners.video_prompt.` (CLIP under `visual_encoder_model.`). The 2500 -> 128
 projection acts on a row-major *reinterpretation* of the (B, T·Q, W) features as (B·W, T·Q)
 rows (§3.1 step 6, §12.8); it is implemented with `reshape`, never with a transpose.

@@ -1,6 +1,6 @@
 """Distillation task: DMD in flow-matching form + diffusion discriminator -> a few-step student.
 
-Networks (DESIGN.md, "DMD adapted to flow matching"): the frozen teacher (conditioner +
+Networks (docs/architecture.md, "DMD adapted to flow matching"): the frozen teacher (conditioner +
 denoiser, optionally bf16), the student and the fake score (both copies of the teacher's
 denoiser) and the discriminator head on the fake score's block features. The teacher's
 conditioner is shared and frozen: every network sees the same `Conditions`, and the export
