@@ -14,12 +14,15 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audiox_turbo.data.manifest import TASKS, ClipRecord
 from audiox_turbo.errors import AudioXError
+
+if TYPE_CHECKING:
+    from audiox_turbo.interface import Pipeline
 
 VIDEO_TASKS = ("V2A", "V2M", "TV2A", "TV2M")
 MUSIC_TASKS = ("T2M", "V2M", "TV2M", "continue")
@@ -226,7 +229,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run_world_benchmark(
-    pipe: Any,
+    pipe: Pipeline,
     prompts: dict[str, list[WorldPrompt]],
     out_dir: str | os.PathLike[str],
     steps: int | None = None,
@@ -280,8 +283,8 @@ def run_world_benchmark(
     rows = [summarise(task, [s for s in scores if s.task == task]) for task in TASKS]
     rows.append(summarise("all", scores))
     report = {
-        "model": getattr(pipe.config, "name", "?"),
-        "trained": bool(getattr(pipe, "trained", False)),
+        "model": pipe.config.name,
+        "trained": pipe.trained,
         "steps": steps,
         "cfg": cfg,
         "seed": seed,
