@@ -344,7 +344,16 @@ class AudioXTurbo(Pipeline):
             prompt = inputs.audio_latents.repeat_interleave(num_outputs, 0)
             x0 = keep * prompt + (1 - keep) * x0
         wav = self.decode(x0)[..., : self.config.num_samples(duration)]
-        return GenerationOutput(wav.clamp(-1, 1).cpu(), self.sample_rate, nfe, duration, seed)
+        return GenerationOutput(
+            wav.clamp(-1, 1).cpu(),
+            self.sample_rate,
+            nfe,
+            duration,
+            seed,
+            settings.method,
+            settings.steps,
+            settings.cfg,
+        )
 
     def sampler_settings(
         self, method: str | None, steps: int | None, cfg: float | None, shift: float | None
