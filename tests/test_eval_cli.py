@@ -156,6 +156,14 @@ def test_judge_train_and_accuracy_commands(app, tmp_path) -> None:
     assert isinstance(missing.exception, AudioXError) and "none" in str(missing.exception)
 
 
+def test_largest_class_share_measures_collapse() -> None:
+    from audiox_turbo.eval.world_benchmark import largest_share
+
+    assert largest_share(["sfx:wind"] * 3 + ["music:piano"]) == 0.75
+    assert largest_share(["a", "b", "c", "d"]) == 0.25
+    assert largest_share([]) is None
+
+
 def test_benchmark_world_runs_every_task_on_tiny(app, judge_dir, tmp_path) -> None:
     out = tmp_path / "bench"
     args = ["benchmark", "world", "--model", "tiny", "--clips", "1", "--steps", "1", "--cfg", "2"]
@@ -171,6 +179,7 @@ def test_benchmark_world_runs_every_task_on_tiny(app, judge_dir, tmp_path) -> No
     assert (student["method"], student["steps"], student["cfg"]) == ("student", 4, 1.0)
     rows = {r["task"]: r for r in report["rows"]}
     assert set(rows) == {*TASKS, "all"}
+    assert 1 / len(TASKS) <= rows["all"]["largest_class_share"] <= 1
     for task in TASKS:
         row = rows[task]
         assert row["clips"] == 1

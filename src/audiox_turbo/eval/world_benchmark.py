@@ -112,6 +112,7 @@ class ClipScore:
     id: str
     embedding: np.ndarray
     reference: np.ndarray
+    predicted_class: str
     class_correct: bool
     tempo_error: float | None
     key_correct: bool | None
@@ -158,12 +159,20 @@ def score_clip(
         prompt.record.id,
         embedding,
         reference,
+        predicted_class,
         predicted_class == class_label(labels),
         tempo,
         key,
         onset,
         clap,
     )
+
+
+def largest_share(predicted: list[str]) -> float | None:
+    """The share of the outputs judged as the most frequent class (mode collapse: → 1)."""
+    if not predicted:
+        return None
+    return max(predicted.count(c) for c in set(predicted)) / len(predicted)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -191,6 +200,7 @@ def summarise(task: str, scores: list[ClipScore]) -> dict[str, Any]:
             [float(np.linalg.norm(s.embedding - s.reference)) for s in scores]
         ),
         class_accuracy=_mean([float(s.class_correct) for s in scores]),
+        largest_class_share=largest_share([s.predicted_class for s in scores]),
         tempo_error_pct=None if not tempos else 100.0 * float(np.median(tempos)),
         tempo_accuracy=_mean([float(t <= TEMPO_TOLERANCE) for t in tempos]),
         key_accuracy=_mean(keys),
@@ -206,6 +216,7 @@ COLUMNS = (
     ("fd", "FD (judge)"),
     ("embedding_distance", "emb. dist"),
     ("class_accuracy", "class acc"),
+    ("largest_class_share", "top class share"),
     ("tempo_error_pct", "tempo err %"),
     ("tempo_accuracy", "tempo ≤4 %"),
     ("key_accuracy", "key acc"),
