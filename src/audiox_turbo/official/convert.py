@@ -251,23 +251,29 @@ def read_synchformer_checkpoint(
     return extractor, len(state) - len(kept)
 
 
-def _with_synchformer(config: OfficialConfig, where: object) -> OfficialConfig:
-    """`config` with a Synchformer config (its own, else the released sizes), checked."""
+def _with_synchformer(
+    config: OfficialConfig, where: object, sizes: SynchformerConfig | None = None
+) -> OfficialConfig:
+    """`config` with a Synchformer config (`sizes`, else its own, else the released sizes),
+    checked against the video conditioner's sync input."""
     try:
-        return replace(config, synchformer=config.synchformer or SynchformerConfig())
+        return replace(config, synchformer=sizes or config.synchformer or SynchformerConfig())
     except ValueError as e:
         raise ModelLoadError(f"{where}: {e}") from None
 
 
 def add_synchformer(
-    model_dir: str | os.PathLike[str], synchformer: str | os.PathLike[str]
+    model_dir: str | os.PathLike[str],
+    synchformer: str | os.PathLike[str],
+    sizes: SynchformerConfig | None = None,
 ) -> ConversionReport:
-    """Add (or replace) the Synchformer extractor of an existing official model directory."""
+    """Add (or replace) the Synchformer extractor of an existing official model directory;
+    `sizes` defaults to the directory's extractor config, else the released one."""
     from audiox_turbo.official.model import SYNCHFORMER_FILE
     from audiox_turbo.weights import write_safetensors
 
     model_dir = Path(model_dir)
-    config = _with_synchformer(OfficialConfig.load(model_dir / "config.json"), model_dir)
+    config = _with_synchformer(OfficialConfig.load(model_dir / "config.json"), model_dir, sizes)
     assert config.synchformer is not None
     state, dropped = read_synchformer_checkpoint(synchformer, config.synchformer)
     write_safetensors(model_dir / SYNCHFORMER_FILE, state)
