@@ -192,6 +192,13 @@ class OfficialAudioXTurbo(nn.Module):
             positions = torch.arange(embeddings.num_positions, device=device).expand(1, -1)
             embeddings.register_buffer("position_ids", positions, persistent=False)
 
+    def require_text_encoder(self) -> None:
+        """Every generation encodes text (the empty prompt too): without T5 it cannot run."""
+        if self.text_encoder is None:
+            raise ModelLoadError(
+                "this official model has no T5 text encoder; convert it with --t5 DIR"
+            )
+
     def check_duration(self, duration: float | None) -> None:
         """The official network generates a fixed length; any other duration is a user error."""
         if duration is not None and not self.config.accepts_duration(duration):
@@ -226,10 +233,7 @@ class OfficialAudioXTurbo(nn.Module):
         generator: torch.Generator | None,
     ) -> Tensor:
         """Conditioners (video, text, audio — the official RNG order) + MAF -> (B,384,D)."""
-        if self.text_encoder is None:
-            raise ModelLoadError(
-                "this official model has no T5 text encoder; convert it with --t5 DIR"
-            )
+        self.require_text_encoder()
         c, b, device = self.config, len(prompts), self.device
         size = c.clip_image_size
         if video_frames is None:

@@ -184,6 +184,8 @@ class OfficialPipeline(Pipeline):
         if isinstance(sync_features, (str, os.PathLike)):
             sync_features = load_sync_features(sync_features)
         elif sync_features is None:
+            self.model.check_duration(duration)  # before the costly extraction
+            self.model.require_text_encoder()
             sync_features = self._sync_features(video, video_start)
         seed = 0 if seed is None else seed
         wav, sr = self.model.generate(
