@@ -208,3 +208,16 @@ def test_foreign_files_are_one_line_errors(tmp_path: Path) -> None:
         with pytest.raises(ModelLoadError, match=message) as e:
             read_synchformer_checkpoint(tmp_path / name, SMALL)
         assert "\n" not in str(e.value) and name in str(e.value)
+
+
+def test_frames_are_padded_resized_and_normalised_as_the_demo() -> None:
+    from audiox_turbo.official.synchformer import normalize_sync_frames
+
+    frames = torch.zeros(3, 3, 20, 40, dtype=torch.uint8)
+    frames[1], frames[2] = 255, 51
+    video = normalize_sync_frames(frames, SMALL)
+    assert video.shape == (SMALL.frames, 3, 32, 32) and video.dtype == torch.float32
+    assert torch.all(video[0] == -1) and torch.all(video[1] == 1)
+    assert torch.allclose(video[2:], torch.tensor(51 / 255 * 2 - 1))  # the last frame repeated
+    long = torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(normalize_sync_frames(long, SMALL), long[:250].float() / 127.5 - 1)
