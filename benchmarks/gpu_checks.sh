@@ -20,4 +20,7 @@ timeout 80 python -m pytest -m gpu -q --continue-on-collection-errors tests/test
   tests/test_fusion.py tests/test_conditioning.py tests/test_trainer.py 2>&1 | tee "$OUT/tests.log" || failed=1
 timeout 150 python benchmarks/gpu_train_step.py --batch 8 --compile blocks 2>&1 \
   | tee "$OUT/train.log" || failed=1
+# last: the sum of the limits above leaves it only what remains of the 10 minutes
+timeout 60 python benchmarks/bench_synchformer.py --device cuda --dtypes fp32 bf16 --repeats 5 \
+  --out "$OUT/synchformer.json" 2>&1 | tee "$OUT/synchformer.log" || failed=1
 exit "$failed"

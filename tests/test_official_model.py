@@ -156,6 +156,54 @@ def test_silent_audio_prompt_uses_a_cached_posterior_equal_to_encoding(tiny_conf
     assert not torch.equal(tokens(True), encoded)
 
 
+def test_mono_vae_averages_a_stereo_prompt(tiny_config) -> None:
+    from dataclasses import replace
+
+    from audiox_turbo.official.audio_prompt import OfficialAudioPromptConditioner
+
+    mono = replace(tiny_config, codec=replace(tiny_config.codec, audio_channels=1))
+    conditioner = OfficialAudioPromptConditioner(mono).eval()
+    randomize_(conditioner, seed=13)
+    stereo = torch.randn(2, 2, mono.prompt_samples, generator=torch.Generator().manual_seed(1))
+
+    def tokens(wav: Tensor) -> Tensor:
+        with torch.no_grad():
+            return conditioner(wav, torch.Generator().manual_seed(4))
+
+    assert torch.equal(tokens(stereo), tokens(stereo.mean(dim=1, keepdim=True)))
+    assert not torch.allclose(tokens(stereo), tokens(stereo[:, :1]))
+
+
+@pytest.mark.parametrize("silent", [False, True])
+def test_prompt_bottleneck_noise_is_drawn_once_for_the_batch(tiny_config, silent) -> None:
+    """A latent of 3 × 7 = 21 values per item: one draw of (2,3,7) is not two draws of (1,3,7)."""
+    from dataclasses import replace
+
+    from audiox_turbo.official.audio_prompt import OfficialAudioPromptConditioner
+
+    odd = replace(
+        tiny_config,
+        codec=replace(tiny_config.codec, latent_dim=3),
+        prompt_samples=7 * tiny_config.codec.downsampling,
+        prompt_latent_frames=7,
+    )
+    conditioner = OfficialAudioPromptConditioner(odd).eval()
+    randomize_(conditioner, seed=14)
+    shape = (2, 2, odd.prompt_samples)
+    wav = torch.zeros(shape) if silent else torch.randn(shape, generator=torch.Generator())
+    with torch.no_grad():
+        latents = conditioner.encode(wav, torch.Generator().manual_seed(6), silent=silent)
+        posteriors = [conditioner.posterior(item) for item in wav.split(1)]
+        mean = torch.cat([m for m, _ in posteriors])
+        std = torch.cat([s for _, s in posteriors])
+    assert latents.shape == (2, 3, 7)
+    g = torch.Generator().manual_seed(6)
+    torch.testing.assert_close(latents, mean + std * torch.randn(2, 3, 7, generator=g))
+    g = torch.Generator().manual_seed(6)
+    per_item = torch.cat([torch.randn(1, 3, 7, generator=g) for _ in range(2)])
+    assert not torch.allclose(latents, mean + std * per_item)
+
+
 def test_generate_with_video_sync_and_audio(tiny_model, tiny_config) -> None:
     g = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (7, 3, 48, 40), generator=g, dtype=torch.uint8)
@@ -293,7 +341,15 @@ def test_cli_convert_official(tmp_path: Path, tiny_model, tiny_config, monkeypat
     monkeypatch.setattr(
         convert, "convert_official", lambda *a, **k: real(*a, **k, config=tiny_config)
     )
-    args = ["--ckpt", str(paths["ckpt"]), "--vae", str(paths["vae"]), "--clip", str(paths["clip"])]
+    args = [
+        "official",
+        "--ckpt",
+        str(paths["ckpt"]),
+        "--vae",
+        str(paths["vae"]),
+        "--clip",
+        str(paths["clip"]),
+    ]
     result = CliRunner().invoke(cli.app, [*args, "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "unmatched ckpt: teacher.model.model.preprocess_conv.weight" in result.output

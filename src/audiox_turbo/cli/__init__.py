@@ -109,7 +109,9 @@ def generate(
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps"),
     dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16"),
     sync_features: str | None = typer.Option(
-        None, help="Synchformer features (.npy/.safetensors) for the official model."
+        None,
+        help="Synchformer features (.npy/.safetensors) for the official model, instead of "
+        "computing them from --video.",
     ),
     cuda_graphs: bool = typer.Option(
         False, "--cuda-graphs", help="Replay the denoiser as CUDA graphs (CUDA only; faster)."

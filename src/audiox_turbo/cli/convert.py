@@ -1,4 +1,5 @@
-"""`audiox-turbo convert official`: released AudioX-Turbo files -> an official model dir.
+"""`audiox-turbo convert official`: released AudioX-Turbo files -> an official model dir;
+`audiox-turbo convert synchformer`: add the Synchformer video extractor to one.
 
 Heavy imports (torch, transformers) happen inside the command.
 """
@@ -19,12 +20,33 @@ def official(
     clip: str | None = typer.Option(
         None, "--clip", help="Local Hugging Face clip-vit-base-patch32 dir (if not in --ckpt)."
     ),
+    synchformer: str | None = typer.Option(
+        None,
+        "--synchformer",
+        help="Synchformer checkpoint (synchformer_state_dict.pth): sync features from --video.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out dir."),
 ) -> None:
     """Convert the released AudioX-Turbo checkpoints into an audiox-turbo model directory."""
     from audiox_turbo.official.convert import convert_official
 
-    report = convert_official(ckpt, vae, out, t5=t5, clip=clip, overwrite=overwrite)
+    report = convert_official(
+        ckpt, vae, out, t5=t5, clip=clip, overwrite=overwrite, synchformer=synchformer
+    )
     for line in report.unmatched:
         typer.echo(f"unmatched {line}", err=True)
     typer.echo(f"wrote {out}: {report.summary()}")
+
+
+@app.command()
+def synchformer(
+    checkpoint: str = typer.Option(
+        ..., "--synchformer", help="Synchformer checkpoint (synchformer_state_dict.pth)."
+    ),
+    model: str = typer.Option(..., "--model", "-m", help="Official model directory to extend."),
+) -> None:
+    """Add Synchformer's video extractor to a converted official model directory."""
+    from audiox_turbo.official.convert import add_synchformer
+
+    report = add_synchformer(model, checkpoint)
+    typer.echo(f"wrote {model}: {report.summary()}")

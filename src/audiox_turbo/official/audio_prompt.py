@@ -21,7 +21,12 @@ _STD_FLOOR = 1e-4
 
 
 def match_channels(wav: Tensor, channels: int) -> Tensor:
-    """(B,C,N) -> (B,channels,N): mono is repeated, extra channels are dropped."""
+    """(B,C,N) -> (B,channels,N) as the official `set_audio_channels`: a mono target averages
+    the channels, mono input is repeated, other extra channels are dropped."""
+    if wav.shape[1] == channels:
+        return wav
+    if channels == 1:
+        return wav.mean(dim=1, keepdim=True)
     if wav.shape[1] == 1:
         return wav.expand(-1, channels, -1)
     return wav[:, :channels]
@@ -78,19 +83,20 @@ class OfficialAudioPromptConditioner(nn.Module):
     def encode(
         self, wav: Tensor, generator: torch.Generator | None = None, silent: bool = False
     ) -> Tensor:
-        """(B,C,N) -> sampled latents (B,64,floor(N/ds)), one item at a time as the official.
+        """(B,C,N) -> sampled latents (B,64,floor(N/ds)) as the official: the encoder runs one
+        item at a time, the bottleneck noise is drawn once for the whole batch.
 
         The encoder sees the waveform unpadded (the official floors the frame count). With
         `silent` the waveform is known to be all zeros and the cached silence posterior is used.
         """
-        latents = []
-        for item in wav.split(1):
-            mean, std = self.silence_posterior(item) if silent else self.posterior(item)
-            noise = torch.randn(
-                mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
-            )
-            latents.append(mean + std * noise)
-        return torch.cat(latents)
+        posteriors = [
+            self.silence_posterior(item) if silent else self.posterior(item)
+            for item in wav.split(1)
+        ]
+        mean = torch.cat([m for m, _ in posteriors])
+        std = torch.cat([s for _, s in posteriors])
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + std * noise
 
     def forward(
         self, wav: Tensor, generator: torch.Generator | None = None, silent: bool = False

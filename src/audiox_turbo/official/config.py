@@ -22,6 +22,68 @@ VARIANT = "official"
 
 
 @dataclass(frozen=True)
+class SynchformerConfig:
+    """Sizes of Synchformer's video tower (MotionFormer ViT with divided space-time attention)
+    and of the frames it reads; the defaults are the released ones (ViT-B/16, 16-frame
+    segments at stride 8, 25 fps, 224 px)."""
+
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: int = 4
+    image_size: int = 224
+    patch_size: int = 16
+    patch_size_temp: int = 2
+    temporal_resolution: int = 8
+    segment_stride: int = 8
+    agg_heads: int = 12
+    agg_feedforward: int = 3072
+    layer_norm_eps: float = 1e-6
+    fps: float = 25.0
+    seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name, width, heads in (
+            ("num_heads", self.embed_dim, self.num_heads),
+            ("agg_heads", self.embed_dim, self.agg_heads),
+        ):
+            if heads < 1 or width % heads:
+                raise ValueError(f"embed_dim {width} is not divisible by {name} {heads}")
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
+        if not 0 < self.segment_stride <= self.segment_frames:
+            raise ValueError(
+                f"segment_stride must be in 1..{self.segment_frames}, got {self.segment_stride}"
+            )
+
+    @property
+    def segment_frames(self) -> int:
+        """Frames per segment: temporal tokens times the temporal patch size (16)."""
+        return self.temporal_resolution * self.patch_size_temp
+
+    @property
+    def frames(self) -> int:
+        """Frames read from a video: `seconds` at `fps` (250)."""
+        return round(self.seconds * self.fps)
+
+    @property
+    def tokens(self) -> int:
+        """Feature tokens of one clip: temporal tokens per segment times segments (240)."""
+        return self.temporal_resolution * self.segments(self.frames)
+
+    @property
+    def patches_per_frame(self) -> int:
+        """Spatial patches per frame (196)."""
+        return (self.image_size // self.patch_size) ** 2
+
+    def segments(self, frames: int) -> int:
+        """Segments cut from `frames` frames (30 for 250); frames past the last one are unused."""
+        return max(0, (frames - self.segment_frames) // self.segment_stride + 1)
+
+
+@dataclass(frozen=True)
 class OfficialConfig:
     """Every size of the official network (names follow the official spec)."""
 
@@ -33,6 +95,7 @@ class OfficialConfig:
     latent_frames: int = 236
     text_max_tokens: int = 128
     text_encoder: str | None = None
+    synchformer: SynchformerConfig | None = None
     video_frames: int = 50
     clip_image_size: int = 224
     clip_patch_size: int = 32
@@ -71,6 +134,12 @@ class OfficialConfig:
             )
         if self.head_dim % 2:
             raise ValueError(f"RoPE needs an even head dim, got {self.head_dim}")
+        sync = self.synchformer
+        if sync is not None and (sync.embed_dim, sync.tokens) != (self.cond_dim, self.sync_tokens):
+            raise ValueError(
+                f"synchformer gives ({sync.tokens}, {sync.embed_dim}) features per clip; "
+                f"the video conditioner takes ({self.sync_tokens}, {self.cond_dim})"
+            )
 
     @property
     def head_dim(self) -> int:

@@ -7,6 +7,11 @@ safetensors, single or sharded), tolerating the layouts the official loader tole
 official order: CLIP dir, `vae.ckpt` into the audio-prompt VAE, the student file, then
 `vae.ckpt` into the main VAE. Every model key must be provided (else ModelLoadError); keys that
 match nothing are reported.
+
+The Synchformer video extractor comes from its own `synchformer_state_dict.pth`: only its
+`vfeat_extractor.*` keys are kept, each checked against the released shapes, and stored as
+`synchformer.safetensors` (`convert_official(synchformer=...)` or `add_synchformer` on an
+existing model directory).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from torch import Tensor
 
 from audiox_turbo.atomic import atomic_directory
 from audiox_turbo.errors import ModelLoadError
-from audiox_turbo.official.config import OfficialConfig, official_preset
+from audiox_turbo.official.config import OfficialConfig, SynchformerConfig, official_preset
 
 # Official state-dict prefix -> OfficialAudioXTurbo prefix; the rest of each key is unchanged.
 # The first matching pair wins, so the audio-prompt VAE precedes its conditioner.
@@ -116,10 +121,17 @@ class ConversionReport:
 
     matched: dict[str, int] = field(default_factory=dict)
     unmatched: list[str] = field(default_factory=list)
+    ignored: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         parts = ", ".join(f"{n} from {source}" for source, n in self.matched.items())
-        return f"{sum(self.matched.values())} tensors ({parts}); {len(self.unmatched)} unmatched"
+        ignored = "".join(
+            f"; {n} other {source} tensors ignored" for source, n in self.ignored.items()
+        )
+        return (
+            f"{sum(self.matched.values())} tensors ({parts}); {len(self.unmatched)} unmatched"
+            + ignored
+        )
 
 
 class _Assembler:
@@ -160,7 +172,8 @@ def assemble_state(
     from audiox_turbo.official.model import OfficialAudioXTurbo
 
     with torch.device("meta"):
-        expected = {k: v.shape for k, v in OfficialAudioXTurbo(config).state_dict().items()}
+        network = OfficialAudioXTurbo(replace(config, synchformer=None))
+        expected = {k: v.shape for k, v in network.state_dict().items()}
     build = _Assembler(expected)
     if clip is not None:
         for key, value in read_clip_dir(clip).items():
@@ -187,6 +200,87 @@ def assemble_state(
     return state, build.report
 
 
+def read_synchformer_checkpoint(
+    path: str | os.PathLike[str], config: SynchformerConfig
+) -> tuple[dict[str, Tensor], int]:
+    """(extractor state dict in float32 under the extractor's names, count of dropped keys)
+    from a Synchformer checkpoint: the `vfeat_extractor.*` keys, all present with the shapes
+    `config` gives (the released table at the default sizes); every other key is dropped."""
+    from audiox_turbo.official.synchformer import (
+        CHECKPOINT_PREFIX,
+        UNUSED_KEYS,
+        SynchformerVideoEncoder,
+        unused_shapes,
+    )
+
+    state = read_state_dict(path)
+    kept = {
+        k[len(CHECKPOINT_PREFIX) :]: v for k, v in state.items() if k.startswith(CHECKPOINT_PREFIX)
+    }
+    if not kept:
+        raise ModelLoadError(
+            f"{path}: no {CHECKPOINT_PREFIX}* tensors "
+            "(expected Synchformer's synchformer_state_dict.pth)"
+        )
+    with torch.device("meta"):
+        module = SynchformerVideoEncoder(config)
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()} | unused_shapes(config)
+    problems = []
+    for label, items in (
+        ("missing", sorted(CHECKPOINT_PREFIX + k for k in set(expected) - set(kept))),
+        ("unexpected", sorted(CHECKPOINT_PREFIX + k for k in set(kept) - set(expected))),
+        (
+            "wrong shape",
+            [
+                f"{CHECKPOINT_PREFIX}{k} {tuple(v.shape)} != {expected[k]}"
+                for k, v in sorted(kept.items())
+                if k in expected and tuple(v.shape) != expected[k]
+            ],
+        ),
+    ):
+        if items:
+            more = f" (+{len(items) - 2} more)" if len(items) > 2 else ""
+            problems.append(f"{len(items)} {label}: {', '.join(items[:2])}{more}")
+    if problems:
+        raise ModelLoadError(
+            f"{path}: not the Synchformer extractor of this config: {'; '.join(problems)}"
+        )
+    extractor = {
+        k: v.to(torch.float32).contiguous() for k, v in kept.items() if k not in UNUSED_KEYS
+    }
+    return extractor, len(state) - len(kept)
+
+
+def _with_synchformer(
+    config: OfficialConfig, where: object, sizes: SynchformerConfig | None = None
+) -> OfficialConfig:
+    """`config` with a Synchformer config (`sizes`, else its own, else the released sizes),
+    checked against the video conditioner's sync input."""
+    try:
+        return replace(config, synchformer=sizes or config.synchformer or SynchformerConfig())
+    except ValueError as e:
+        raise ModelLoadError(f"{where}: {e}") from None
+
+
+def add_synchformer(
+    model_dir: str | os.PathLike[str],
+    synchformer: str | os.PathLike[str],
+    sizes: SynchformerConfig | None = None,
+) -> ConversionReport:
+    """Add (or replace) the Synchformer extractor of an existing official model directory;
+    `sizes` defaults to the directory's extractor config, else the released one."""
+    from audiox_turbo.official.model import SYNCHFORMER_FILE
+    from audiox_turbo.weights import write_safetensors
+
+    model_dir = Path(model_dir)
+    config = _with_synchformer(OfficialConfig.load(model_dir / "config.json"), model_dir, sizes)
+    assert config.synchformer is not None
+    state, dropped = read_synchformer_checkpoint(synchformer, config.synchformer)
+    write_safetensors(model_dir / SYNCHFORMER_FILE, state)
+    config.save(model_dir / "config.json")
+    return ConversionReport(matched={"synchformer": len(state)}, ignored={"synchformer": dropped})
+
+
 def convert_official(
     ckpt: str | os.PathLike[str],
     vae: str | os.PathLike[str],
@@ -195,9 +289,11 @@ def convert_official(
     clip: str | os.PathLike[str] | None = None,
     config: OfficialConfig | None = None,
     overwrite: bool = False,
+    synchformer: str | os.PathLike[str] | None = None,
 ) -> ConversionReport:
-    """Write an `official` model dir at `out` (atomically: built beside it, then renamed)."""
-    from audiox_turbo.official.model import COMPONENT_FILES, TEXT_ENCODER_DIR
+    """Write an `official` model dir at `out` (atomically: built beside it, then renamed);
+    `synchformer` adds the video feature extractor from `synchformer_state_dict.pth`."""
+    from audiox_turbo.official.model import COMPONENT_FILES, SYNCHFORMER_FILE, TEXT_ENCODER_DIR
     from audiox_turbo.official.text import OfficialTextConditioner
     from audiox_turbo.weights import write_safetensors
 
@@ -207,8 +303,20 @@ def convert_official(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ModelLoadError(f"{out}: output directory exists and is not empty")
     config = config or official_preset("official")
+    sync_state: dict[str, Tensor] = {}
+    if synchformer is not None:
+        config = _with_synchformer(config, synchformer)
+        assert config.synchformer is not None
+        sync_state, dropped = read_synchformer_checkpoint(synchformer, config.synchformer)
+    else:
+        config = replace(config, synchformer=None)
     state, report = assemble_state(ckpt, vae, config, clip)
+    if synchformer is not None:
+        report.matched["synchformer"] = len(sync_state)
+        report.ignored["synchformer"] = dropped
     with atomic_directory(out) as tmp:
+        if sync_state:
+            write_safetensors(tmp / SYNCHFORMER_FILE, sync_state)
         for component, names in COMPONENT_FILES.items():
             strip = len(names) == 1
             part = {

@@ -3,7 +3,8 @@ and its `generate` (spec §0, §6.3).
 
 A model directory holds `config.json` ("variant": "official"), one safetensors per component
 (`denoiser`, `fusion`, `conditioning`, `codec`) and, optionally, a `text_encoder/` HF dir with
-the T5 encoder and tokenizer (T5 is not part of the released checkpoint).
+the T5 encoder and tokenizer (T5 is not part of the released checkpoint) and
+`synchformer.safetensors`, the video feature extractor (when config.json has `synchformer`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from audiox_turbo.official.config import VARIANT, OfficialConfig
 from audiox_turbo.official.fusion import OfficialFusion
 from audiox_turbo.official.mmdit import OfficialMMDiT
 from audiox_turbo.official.sampling import sample_official
+from audiox_turbo.official.synchformer import SynchformerVideoEncoder, normalize_sync_frames
 from audiox_turbo.official.text import OfficialTextConditioner
 from audiox_turbo.official.video import OfficialVideoConditioner, prepare_clip_frames
 from audiox_turbo.weights import read_safetensors, write_safetensors
@@ -37,6 +39,12 @@ COMPONENT_FILES: dict[str, tuple[str, ...]] = {
     "codec": ("codec",),
 }
 TEXT_ENCODER_DIR = "text_encoder"
+SYNCHFORMER_FILE = "synchformer.safetensors"
+NO_SYNCHFORMER = (
+    "this official model has no Synchformer extractor to compute sync features from the video; "
+    "add it with `audiox-turbo convert synchformer --model DIR --synchformer "
+    "synchformer_state_dict.pth`, or pass --sync-features FILE"
+)
 SAMPLERS = ("dmd", "euler")
 
 
@@ -72,6 +80,9 @@ class OfficialAudioXTurbo(nn.Module):
         self.video = OfficialVideoConditioner(config)
         self.audio_prompt = OfficialAudioPromptConditioner(config)
         self.codec = OobleckVAE(config.codec)
+        self.synchformer = (
+            SynchformerVideoEncoder(config.synchformer) if config.synchformer is not None else None
+        )
         self.text_encoder = text_encoder
         self.graphed: GraphedForward | None = None
         self.eval()
@@ -100,8 +111,9 @@ class OfficialAudioXTurbo(nn.Module):
 
     def cast(self, dtype: torch.dtype) -> OfficialAudioXTurbo:
         """Cast everything but the two VAEs, which stay float32 (the official decodes in fp32)."""
-        for module in (self.denoiser, self.fusion, self.video):
-            module.to(dtype)
+        for module in (self.denoiser, self.fusion, self.video, self.synchformer):
+            if module is not None:
+                module.to(dtype)
         if self.graphed is not None:  # the MMDiT's weights moved: capture anew
             self.graphed = GraphedForward(self.denoiser)
         self.audio_prompt.proj_out.to(dtype)
@@ -123,6 +135,8 @@ class OfficialAudioXTurbo(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         for component in COMPONENT_FILES:
             write_safetensors(path / f"{component}.safetensors", self.component_state(component))
+        if self.synchformer is not None:
+            write_safetensors(path / SYNCHFORMER_FILE, self.synchformer.state_dict())
         config = self.config
         if self.text_encoder is not None:
             self._save_text_encoder(path / TEXT_ENCODER_DIR)
@@ -153,6 +167,9 @@ class OfficialAudioXTurbo(nn.Module):
             prefix = "" if len(names) > 1 else f"{names[0]}."
             part = read_safetensors(path / f"{component}.safetensors", device=str(device))
             state.update({prefix + k: v for k, v in part.items()})
+        if config.synchformer is not None:
+            part = read_safetensors(path / SYNCHFORMER_FILE, device=str(device))
+            state.update({f"synchformer.{k}": v for k, v in part.items()})
         try:
             model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as e:
@@ -175,6 +192,13 @@ class OfficialAudioXTurbo(nn.Module):
             positions = torch.arange(embeddings.num_positions, device=device).expand(1, -1)
             embeddings.register_buffer("position_ids", positions, persistent=False)
 
+    def require_text_encoder(self) -> None:
+        """Every generation encodes text (the empty prompt too): without T5 it cannot run."""
+        if self.text_encoder is None:
+            raise ModelLoadError(
+                "this official model has no T5 text encoder; convert it with --t5 DIR"
+            )
+
     def check_duration(self, duration: float | None) -> None:
         """The official network generates a fixed length; any other duration is a user error."""
         if duration is not None and not self.config.accepts_duration(duration):
@@ -182,6 +206,23 @@ class OfficialAudioXTurbo(nn.Module):
                 f"the official AudioX-Turbo model generates exactly {self.config.duration:.2f} s "
                 f"({self.config.latent_frames} latent frames); got duration {duration:g} s"
             )
+
+    @torch.no_grad()
+    def sync_features(self, frames: Tensor, segment_batch: int = 32) -> Tensor:
+        """Synchformer features (B, sync_tokens, cond_dim) in the model dtype from frames
+        (T,3,H,W) or (B,T,3,H,W) in 0…255 at the extractor's fps (25), on the model device."""
+        if self.synchformer is None:
+            raise ModelLoadError(NO_SYNCHFORMER)
+        sync = self.config.synchformer
+        assert sync is not None
+        if frames.ndim == 4:
+            frames = frames.unsqueeze(0)
+        if frames.ndim != 5:
+            raise AudioXError(
+                f"sync frames must be (T, 3, H, W) or (B, T, 3, H, W), got {tuple(frames.shape)}"
+            )
+        video = torch.stack([normalize_sync_frames(f.to(self.device), sync) for f in frames])
+        return self.synchformer.extract(video, segment_batch)
 
     def condition(
         self,
@@ -192,10 +233,7 @@ class OfficialAudioXTurbo(nn.Module):
         generator: torch.Generator | None,
     ) -> Tensor:
         """Conditioners (video, text, audio — the official RNG order) + MAF -> (B,384,D)."""
-        if self.text_encoder is None:
-            raise ModelLoadError(
-                "this official model has no T5 text encoder; convert it with --t5 DIR"
-            )
+        self.require_text_encoder()
         c, b, device = self.config, len(prompts), self.device
         size = c.clip_image_size
         if video_frames is None:

@@ -20,7 +20,7 @@ from audiox_turbo.interface import (
     parse_dtype,
     resolve_device,
 )
-from audiox_turbo.official.model import OfficialAudioXTurbo
+from audiox_turbo.official.model import NO_SYNCHFORMER, OfficialAudioXTurbo
 
 METHODS = {"student": "dmd", "euler": "euler"}
 
@@ -119,6 +119,20 @@ class OfficialPipeline(Pipeline):
         seconds = c.video_frames / 5.0
         return load_video_frames(video, 5.0, c.clip_image_size, start=start, duration=seconds)
 
+    def _sync_features(self, video: Any, start: float) -> torch.Tensor | None:
+        """Synchformer features of a video file's 10 s from `start` (None without a file)."""
+        if video is None or isinstance(video, torch.Tensor):
+            return None
+        sync = self.config.synchformer
+        if sync is None or self.model.synchformer is None:
+            raise AudioXError(NO_SYNCHFORMER)
+        from audiox_turbo.io.video import load_video_frames
+
+        frames = load_video_frames(
+            video, sync.fps, sync.image_size, start=start, duration=sync.seconds
+        )
+        return self.model.sync_features(frames)
+
     def _audio(self, audio: Any, sample_rate: int | None) -> torch.Tensor | None:
         codec = self.config.codec
         if audio is None:
@@ -153,7 +167,12 @@ class OfficialPipeline(Pipeline):
         sync_features: str | os.PathLike[str] | torch.Tensor | None = None,
         callback: Callable[[int, int], None] | None = None,
     ) -> GenerationOutput:
-        """Generate with the released network: one 10.96 s clip per prompt and output."""
+        """Generate with the released network: one 10.96 s clip per prompt and output.
+
+        A video file is read twice: at 5 fps for CLIP and, unless `sync_features` (a file or a
+        (240, 768) tensor) is given, at 25 fps for the model's Synchformer extractor. A video
+        tensor is the 5 fps CLIP frames; its sync features are `sync_features` or zeros.
+        """
         if audio is not None and (audio_mode not in (None, "reference") or span is not None):
             raise AudioXError("the official model takes the audio prompt as a whole 10 s clip only")
         if isinstance(video, (list, tuple)) or isinstance(audio, (list, tuple)):
@@ -164,6 +183,10 @@ class OfficialPipeline(Pipeline):
             raise AudioXError("the official samplers use unshifted timesteps: leave shift unset")
         if isinstance(sync_features, (str, os.PathLike)):
             sync_features = load_sync_features(sync_features)
+        elif sync_features is None:
+            self.model.check_duration(duration)  # before the costly extraction
+            self.model.require_text_encoder()
+            sync_features = self._sync_features(video, video_start)
         seed = 0 if seed is None else seed
         wav, sr = self.model.generate(
             text=[t or "" for t in text] if isinstance(text, (list, tuple)) else text,
