@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from audiox_turbo.atomic import write_json_atomic
 
@@ -33,6 +34,27 @@ CROP = {"tiny": 1.0, "demo": 2.0}
 SECONDS = 10.0
 TEACHER_STEPS = 100
 WARMUP_STEPS = 2
+
+
+def count_step_flops(trainer: Any) -> list[int]:
+    """Wrap the trainer's step to count the FLOPs (forward and backward) of its first two steps,
+    the (untimed) warm-up: critic only, then generator + critic at critic_updates=2. FLOPs
+    measure the work whatever the machine's load. Returns the list it fills."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops: list[int] = []
+    step = trainer._train_step
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        if len(flops) == WARMUP_STEPS:
+            return step(*args, **kwargs)
+        with FlopCounterMode(display=False) as counter:
+            out = step(*args, **kwargs)
+        flops.append(counter.get_total_flops())
+        return out
+
+    trainer._train_step = counted
+    return flops
 
 
 def measure_distill(preset_name: str, steps: int) -> dict[str, float | int | str]:
@@ -79,6 +101,7 @@ def measure_distill(preset_name: str, steps: int) -> dict[str, float | int | str
     }
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(task, cfg, tmp, clips, collate, progress=False, cpu=True)
+        step_flops = count_step_flops(trainer)
         trainer.fit()
         lines = (Path(tmp) / "logs/metrics.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines][WARMUP_STEPS:]
@@ -91,6 +114,8 @@ def measure_distill(preset_name: str, steps: int) -> dict[str, float | int | str
         "crop_s": CROP[preset_name],
         "threads": torch.get_num_threads(),
         "params_m": {k: v / 1e6 for k, v in params.items()},
+        "critic_step_gflop": step_flops[0] / 1e9,
+        "critic_generator_step_gflop": step_flops[1] / 1e9,
         "critic_step_s": sum(critic) / len(critic),
         "critic_generator_step_s": sum(both) / len(both),
         "mean_step_s": sum(critic + both) / len(critic + both),
@@ -157,12 +182,13 @@ def main() -> None:
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(
         f"{'preset':6} {'batch':>5} {'critic s':>9} {'crit+gen s':>10} {'mean s':>8} "
-        f"{'peak MiB':>9}"
+        f"{'critic GFLOP':>12} {'crit+gen GFLOP':>14} {'peak MiB':>9}"
     )
     for r in (r for r in rows if r["kind"] == "distill"):
         print(
             f"{r['preset']:6} {r['batch']:>5} {r['critic_step_s']:>9.3f} "
             f"{r['critic_generator_step_s']:>10.3f} {r['mean_step_s']:>8.3f} "
+            f"{r['critic_step_gflop']:>12.1f} {r['critic_generator_step_gflop']:>14.1f} "
             f"{r['peak_rss_mib']:>9.0f}"
         )
     print(
