@@ -183,7 +183,9 @@ def save_audio(
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise MediaError(f"{path}: unsupported audio format {path.suffix!r} (use .wav, .flac or .mp3)")
+        raise MediaError(
+            f"{path}: unsupported audio format {path.suffix!r} (use .wav, .flac or .mp3)"
+        )
     subtype = "MPEG_LAYER_III" if fmt == "MP3" else _SAVE_ENCODINGS.get(encoding)
     if subtype is None or (fmt == "FLAC" and subtype == "FLOAT"):
         raise MediaError(f"{path}: encoding {encoding!r} is not available for {path.suffix}")
