@@ -87,7 +87,7 @@ def test_a_killed_job_resumes_without_redoing_finished_items(tmp_path):
         "--preset",
         "tiny",
         "--steps",
-        "8",
+        "2",
         "--batch-size",
         "1",
     ]
