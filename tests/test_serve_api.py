@@ -249,3 +249,16 @@ def test_progress_is_reported_while_running(pipe, monkeypatch):
         assert r.status_code == 200
         assert client.get("/v1/progress/job-1").status_code == 404
     assert seen == [{"state": "running", "step": s, "total": 3} for s in (1, 2, 3)]
+
+
+def test_the_json_examples_of_docs_api_md_are_accepted(client):
+    import json
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    bodies = [json.loads(b) for b in re.findall(r"-d '(\{.*?\})'", doc)]
+    assert len(bodies) >= 3
+    for body in bodies:
+        r = client.post("/v1/generate", json={**body, "duration": 0.3})
+        assert r.status_code == 200, (body, r.text)
