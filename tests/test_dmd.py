@@ -17,6 +17,7 @@ from audiox_turbo.distill.discriminator import (
     sample_gan_timesteps,
 )
 from audiox_turbo.distill.dmd import (
+    NORMALISER_FLOOR,
     TwoTimescaleSchedule,
     backward_simulate,
     distribution_matching_loss,
@@ -137,6 +138,16 @@ def test_noised_real_input_is_on_the_path() -> None:
     eps = torch.randn(3, 2, 5, generator=torch.Generator().manual_seed(1), dtype=F64)
     torch.testing.assert_close(x_t, 0.5 * x0 + 0.5 * eps)
     assert (t == 0.5).all()
+
+
+def test_dmd_normaliser_is_floored_not_divided_by_zero() -> None:
+    x = torch.ones(2, 3, 4, dtype=F64)
+    x0_fake = x + torch.tensor([0.0, 1e-3], dtype=F64)[:, None, None]
+    grad = dmd_gradient(x, x.clone(), x0_fake)  # the teacher reproduces x exactly
+    assert torch.isfinite(grad).all()
+    torch.testing.assert_close(grad, (x0_fake - x) / NORMALISER_FLOOR)
+    far = x - 2.0  # an ordinary sample: mean|x − x0_real| = 2, the floor does not apply
+    torch.testing.assert_close(dmd_gradient(x, far, far + 1.0), torch.full_like(x, 0.5))
 
 
 def test_regression_loss_is_mse() -> None:

@@ -163,6 +163,12 @@ def test_benchmark_world_runs_every_task_on_tiny(app, judge_dir, tmp_path) -> No
     result = _invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "world_benchmark.json").read_text())
+    assert (report["method"], report["steps"], report["cfg"]) == ("euler", 1, 2.0)
+    defaults = ["benchmark", "world", "--model", "tiny", "--clips", "1", "--method", "student"]
+    defaults += ["--duration", "1", "--judge", judge_dir, "--out", out, "--device", "cpu"]
+    assert _invoke(app, defaults).exit_code == 0
+    student = json.loads((out / "world_benchmark.json").read_text())
+    assert (student["method"], student["steps"], student["cfg"]) == ("student", 4, 1.0)
     rows = {r["task"]: r for r in report["rows"]}
     assert set(rows) == {*TASKS, "all"}
     for task in TASKS:

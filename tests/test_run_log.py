@@ -11,6 +11,7 @@ import torch
 from audiox_turbo.train.run_dir import RunPaths
 from audiox_turbo.train.run_log import RunLog, ThroughputWindow, spectrogram_image
 from audiox_turbo.train.task import AudioSample
+from audiox_turbo.train.trainer import phase_losses
 
 
 def test_record_step_appends_lines_and_writes_the_window_every_log_every(tmp_path):
@@ -55,6 +56,14 @@ def test_validation_writes_clipped_wavs_scalars_and_spectrograms(tmp_path):
     assert abs(data).max() <= 1.0 and abs(data).max() > 0.99
     assert sorted(p.name for p in (tmp_path / "samples/step-00000007").iterdir()) == ["tone.wav"]
     assert list(tmp_path.glob("logs/events.out.tfevents*"))
+    lines = (tmp_path / "logs/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [{"step": 7, "val/flow_loss": 0.25}]
+
+
+def test_progress_bar_shows_the_loss_of_every_phase():
+    metrics = {"critic/loss": 0.5, "generator/loss": 2.0, "critic/fake_score": 0.4, "lr/x": 1}
+    assert phase_losses(metrics) == {"critic": 0.5, "generator": 2.0}
+    assert phase_losses({"loss": 1.5, "grad_norm/flow": 3.0}) == {"loss": 1.5}
 
 
 def test_spectrogram_image_is_an_rgb_image_in_unit_range():

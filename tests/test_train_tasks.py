@@ -142,9 +142,8 @@ def overfit_config(steps: int, lr: float, **kw) -> TrainConfig:
 
 
 def losses_of(run: Path, key: str) -> list[float]:
-    return [
-        json.loads(line)[key] for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()
-    ]
+    lines = (run / "logs" / "metrics.jsonl").read_text().splitlines()
+    return [record[key] for record in map(json.loads, lines) if key in record]
 
 
 def codec_settings(**kw) -> CodecTrainingConfig:

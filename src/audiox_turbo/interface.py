@@ -21,13 +21,17 @@ Prompt = str | Sequence[str | None] | None
 
 @dataclass
 class GenerationOutput:
-    """Generated audio: waveforms (B, channels, samples) float32 on CPU in [-1, 1]."""
+    """Generated audio: waveforms (B, channels, samples) float32 on CPU in [-1, 1], and the
+    sampling that made it (method, steps, cfg as used, defaults resolved)."""
 
     waveforms: torch.Tensor
     sample_rate: int
     nfe: int
     duration: float
-    seed: int | None = None
+    seed: int
+    method: str
+    steps: int
+    cfg: float
 
 
 @dataclass(frozen=True)

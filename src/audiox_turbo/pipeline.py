@@ -339,7 +339,8 @@ class AudioXTurbo(Pipeline):
             text, video, audio, audio_mode, span, duration, video_start, audio_sample_rate
         )
         wav, nfe = self._generate(inputs, duration, settings, [seed], num_outputs, callback)
-        return GenerationOutput(wav, self.sample_rate, nfe, duration, seed)
+        sampling = (settings.method, settings.steps, settings.cfg)
+        return GenerationOutput(wav, self.sample_rate, nfe, duration, seed, *sampling)
 
     def batch_key(self, request: GenerationRequest) -> Hashable:
         """Requests batch together when they share duration, sampling options, num_outputs,
@@ -385,8 +386,9 @@ class AudioXTurbo(Pipeline):
         )
         wav, nfe = self._generate(inputs, duration, settings, seeds, num_outputs, callback)
         rows = wav.split(num_outputs)
+        sampling = (settings.method, settings.steps, settings.cfg)
         return [
-            GenerationOutput(w, self.sample_rate, nfe, duration, seed)
+            GenerationOutput(w, self.sample_rate, nfe, duration, seed, *sampling)
             for w, seed in zip(rows, seeds, strict=True)
         ]
 

@@ -82,6 +82,9 @@ def world_command(
     model: str = typer.Option("tiny", "--model", "-m", help="Model directory or preset name."),
     steps: int | None = typer.Option(None, help="Sampling steps (default: the model's)."),
     cfg: float | None = typer.Option(None, help="Guidance scale (default: the model's)."),
+    method: str | None = typer.Option(
+        None, help="euler | heun | student (default: the model's own sampler)."
+    ),
     clips: int = typer.Option(8, "--clips", help="Prompts per task."),
     data: Path | None = typer.Option(
         None, help="World test split (folder or manifest); generated under --out when omitted."
@@ -119,7 +122,7 @@ def world_command(
     else:
         manifest = resolve_manifest(data, "test")
     prompts = select_prompts(read_manifest(manifest), manifest_root(manifest), clips)
-    report = run_world_benchmark(pipe, prompts, out, steps, cfg, seed, scorer, clap)
+    report = run_world_benchmark(pipe, prompts, out, steps, cfg, seed, scorer, clap, method=method)
     typer.echo(markdown_table(report["rows"]), nl=False)
     typer.echo(f"wrote {out / 'world_benchmark.json'}")
 

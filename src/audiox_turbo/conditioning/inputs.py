@@ -18,8 +18,9 @@ from torch import Tensor
 class ConditionInputs:
     """Text, video and audio prompts for B samples; every field but `batch_size` is optional.
 
-    text: B prompts (None = absent), or instead cached frozen-encoder `text_features`
-    (B, L, text_feature_dim) with `text_mask` (B, L) bool.
+    text: B prompts (None = absent); `text_features` (B, L, text_feature_dim) with `text_mask`
+    (B, L) bool, when given, are the cached frozen-encoder states of those prompts (the
+    encoder is skipped; the prompts still say which samples have text).
     video: uint8 frames (B, Nv, 3, H, W), or instead cached `video_features`
     (B, Nv, video_feature_dim); `video_mask` (B, Nv) bool marks real (not padded) frames;
     `video_present` (B,) bool says which samples have a video.
@@ -42,8 +43,6 @@ class ConditionInputs:
     audio_reference: Tensor | None = None
 
     def __post_init__(self) -> None:
-        if self.text is not None and self.text_features is not None:
-            raise ValueError("give text prompts or cached text features, not both")
         if self.video is not None and self.video_features is not None:
             raise ValueError("give video frames or cached video features, not both")
         if self.text is not None and len(self.text) != self.batch_size:

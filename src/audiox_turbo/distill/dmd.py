@@ -32,6 +32,8 @@ from audiox_turbo.flow.path import (
 from audiox_turbo.flow.sampling import VelocityFn, sample_student
 
 FeatureFn = Callable[[Tensor, Tensor], tuple[Tensor, list[Tensor]]]
+NORMALISER_FLOOR = 1e-6
+"""Smallest DMD normaliser mean|x − x0_real| (latents are O(1))."""
 
 
 class VelocityNetwork(Protocol):
@@ -92,16 +94,16 @@ def sample_dmd_timesteps(
 def dmd_gradient(x: Tensor, x0_real: Tensor, x0_fake: Tensor, mask: Tensor | None = None) -> Tensor:
     """DMD2 gradient (x0_fake − x0_real) / mean|x − x0_real| per sample, float64, (B, ..., T).
 
-    With a mask (B, T) the mean runs over valid frames and padded frames get 0.
+    With a mask (B, T) the mean runs over valid frames and padded frames get 0. The mean is
+    floored at NORMALISER_FLOOR, so a sample the teacher already reproduces exactly gets a
+    bounded gradient instead of a division by zero.
     """
     x, x0_real, x0_fake = (a.detach().double() for a in (x, x0_real, x0_fake))
     distance = (x - x0_real).abs()
-    if mask is None:
-        normaliser = distance.flatten(1).mean(1)
-        return torch.nan_to_num((x0_fake - x0_real) / _per_sample(normaliser, x))
-    weight = _frame_weight(mask, x)
+    weight = torch.ones_like(x) if mask is None else _frame_weight(mask, x)
     normaliser = (distance * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
-    return torch.nan_to_num((x0_fake - x0_real) / _per_sample(normaliser, x)) * weight
+    normaliser = normaliser.clamp_min(NORMALISER_FLOOR)
+    return (x0_fake - x0_real) / _per_sample(normaliser, x) * weight
 
 
 def dmd_generator_loss(

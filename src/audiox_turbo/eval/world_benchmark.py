@@ -238,9 +238,11 @@ def run_world_benchmark(
     judge: Any = None,
     clap: Any = None,
     progress: bool = True,
+    method: str | None = None,
 ) -> dict[str, Any]:
-    """Generate every prompt with `pipe`, save the audio under `out_dir/gen/<task>/`, score it
-    with the judge (default: the shipped one) and write world_benchmark.json / .md."""
+    """Generate every prompt with `pipe` (method, steps, cfg: None = the model's own), save the
+    audio under `out_dir/gen/<task>/`, score it with the judge (default: the shipped one) and
+    write world_benchmark.json / .md, which record the sampling used."""
     from tqdm import tqdm
 
     from audiox_turbo.atomic import atomic_file, write_json_atomic
@@ -265,6 +267,7 @@ def run_world_benchmark(
             steps=steps,
             cfg=cfg,
             seed=seed + i,
+            method=method,
         )
         wav = result.waveforms[0]
         save_audio(out / "gen" / prompt.task / f"{prompt.record.id}.wav", wav, result.sample_rate)
@@ -285,8 +288,9 @@ def run_world_benchmark(
     report = {
         "model": pipe.config.name,
         "trained": pipe.trained,
-        "steps": steps,
-        "cfg": cfg,
+        "method": result.method,
+        "steps": result.steps,
+        "cfg": result.cfg,
         "seed": seed,
         "rows": rows,
     }

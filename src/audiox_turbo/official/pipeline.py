@@ -178,7 +178,10 @@ class OfficialPipeline(Pipeline):
             callback=callback,
             sampler=METHODS[method or "student"],
         )
+        method = method or "student"
         steps_run = steps if steps is not None else self.config.steps
-        guided = (cfg if cfg is not None else self.config.cfg) != 1.0
-        nfe_per_step = 2 if (method or "student") == "euler" and guided else 1
-        return GenerationOutput(wav, sr, steps_run * nfe_per_step, wav.shape[-1] / sr, seed)
+        cfg_run = cfg if cfg is not None else self.config.cfg
+        nfe = steps_run * (2 if method == "euler" and cfg_run != 1.0 else 1)
+        return GenerationOutput(
+            wav, sr, nfe, wav.shape[-1] / sr, seed, method, steps_run, float(cfg_run)
+        )

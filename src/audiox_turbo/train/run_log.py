@@ -79,10 +79,16 @@ class RunLog:
     def write_validation(
         self, step: int, results: dict[str, float], clips: list[AudioSample]
     ) -> None:
-        """Scalars as `val/NAME`; each clip as WAV, TensorBoard audio and spectrogram image."""
+        """Scalars as `val/NAME` (TensorBoard and a metrics.jsonl line); each clip as WAV,
+        TensorBoard audio and spectrogram image."""
         writer = self.tensorboard()
         for k, v in results.items():
             writer.add_scalar(f"val/{k}", v, step)
+        if results:
+            self.paths.metrics.parent.mkdir(parents=True, exist_ok=True)
+            with self.paths.metrics.open("a") as f:
+                f.write(json.dumps({"step": step, **{f"val/{k}": v for k, v in results.items()}}))
+                f.write("\n")
         out = self.paths.samples / step_dir_name(step)
         for clip in clips:
             audio = clip.audio.detach().float().cpu().clamp(-1, 1)

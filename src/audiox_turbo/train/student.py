@@ -7,8 +7,11 @@ conditioner is shared and frozen: every network sees the same `Conditions`, and 
 pairs it with the student's denoiser.
 
 Two time scales (`phases`): the critic (fake score + head) updates every iteration, the
-generator (student) after every `critic_updates`-th critic update. Each trained network runs at
-most one forward with autograd on per phase (batched), so the step is DDP-safe.
+generator (student) on every `critic_updates`-th iteration, before the critic. As in DMD2, a
+step prepares its conditions once, the generator's sample is also the critic's (no second
+backward simulation), and the critic's weights take no gradient in the generator phase.
+Each trained network runs at most one forward with autograd on per phase (batched), so the
+step is DDP-safe.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -115,12 +119,14 @@ def check_distill_config(config: DistillConfig, source: str) -> None:
 
 @dataclass
 class DistillBatch:
-    """Clean latents x0 (B, D, T), frame mask (B, T) bool, conditions and their duration (s)."""
+    """Clean latents x0 (B, D, T), frame mask (B, T) bool, conditions and their duration (s);
+    `sample`: the generator's detached student sample (B, D, T) and its step k, once made."""
 
     x0: Tensor
     mask: Tensor
     cond: Conditions
     duration: float
+    sample: tuple[Tensor, int] | None = None
 
 
 class DistillTask(Task):
@@ -161,6 +167,8 @@ class DistillTask(Task):
         self.student = _trainable_copy(teacher.denoiser)
         self.fake_score = _trainable_copy(teacher.denoiser)
         self.teacher.eval().requires_grad_(False)
+        self.prepared: dict[int, DistillBatch] = {}
+        self.prepared_step = -1
         self.gan = settings.gan_weight > 0 or settings.gan_critic_weight > 0
         self.discriminator: DiscriminatorHead | None = None
         if self.gan:
@@ -194,8 +202,9 @@ class DistillTask(Task):
         }
 
     def phases(self, step: int) -> list[str]:
-        """Critic every step; the generator too when the two-time-scale rule says so."""
-        return ["critic", "generator"] if self.schedule.updates_generator(step) else ["critic"]
+        """Critic every step; the generator first when the two-time-scale rule says so (its
+        sample then trains the critic, as in DMD2)."""
+        return ["generator", "critic"] if self.schedule.updates_generator(step) else ["critic"]
 
     def ema_modules(self) -> list[str]:
         return ["student"]
@@ -213,12 +222,17 @@ class DistillTask(Task):
 
     # the two phases ----------------------------------------------------------------------
     def prepare(self, batch: dict[str, Any], ctx: StepContext) -> DistillBatch:
-        """Latents and the (frozen, no-dropout) teacher conditions of a micro-batch."""
-        b = self.data.latents_and_inputs(batch, ctx)
-        teacher: FlowModel = ctx.modules["teacher"]
-        with torch.no_grad():
-            cond = teacher.condition(b.inputs, b.x0.shape[-1], b.duration)
-        return DistillBatch(b.x0, b.mask, cond, b.duration)
+        """Latents and the (frozen, no-dropout) teacher conditions of a micro-batch, made once
+        per step: the step's phases share them (and the generator's sample)."""
+        if self.prepared_step != ctx.step:
+            self.prepared, self.prepared_step = {}, ctx.step
+        if id(batch) not in self.prepared:
+            b = self.data.latents_and_inputs(batch, ctx)
+            teacher: FlowModel = ctx.modules["teacher"]
+            with torch.no_grad():
+                cond = teacher.condition(b.inputs, b.x0.shape[-1], b.duration)
+            self.prepared[id(batch)] = DistillBatch(b.x0, b.mask, cond, b.duration)
+        return self.prepared[id(batch)]
 
     def student_input(self, b: DistillBatch, ctx: StepContext) -> tuple[Tensor, Tensor, int]:
         """x_t (B, D, T) and t (B,) at a random student step k, and k (no grad).
@@ -239,37 +253,51 @@ class DistillTask(Task):
     def critic_losses(self, b: DistillBatch, ctx: StepContext) -> dict[str, Tensor]:
         """Fake-score flow matching on detached student samples (+ the discriminator's loss).
 
-        One batched fake-score forward: [score input, noised real, noised fake] when the GAN
-        is on; `fake_score_loss` sees the first part and the discriminator the rest.
+        The sample is the generator's of this step, else made here. One batched fake-score
+        forward: [score input at t, noised real, noised fake at the discriminator's t]; the flow
+        loss reads the first and last parts (so the fake score is trained where the
+        discriminator reads it), the discriminator the last two.
         """
         s = self.settings
         n = b.x0.shape[0]
-        with torch.no_grad():
-            x_t, t_k, k = self.student_input(b, ctx)
-            x_fake = x0_from_velocity(x_t, t_k, ctx.modules["student"](x_t, t_k, b.cond, b.mask))
-        t = self._dmd_timesteps(n, ctx)
-        eps = _randn_like(b.x0, ctx)
-        extra_x, extra_t = [], []
+        if b.sample is not None:
+            x_fake, k = b.sample
+        else:
+            with torch.no_grad():
+                x_t, t_k, k = self.student_input(b, ctx)
+                v = ctx.modules["student"](x_t, t_k, b.cond, b.mask)
+                x_fake = x0_from_velocity(x_t, t_k, v)
+        xs, ts, eps = [x_fake], [self._dmd_timesteps(n, ctx)], [_randn_like(b.x0, ctx)]
         if self.gan:
             t_gan = sample_gan_timesteps(2 * n, s.gan_max_t, ctx.generator, ctx.device)
-            pair = torch.cat([b.x0, x_fake])
-            extra_x.append(interpolate(pair, _randn_like(pair, ctx), t_gan))
-            extra_t.append(t_gan)
+            xs.append(x_fake)
+            ts.append(t_gan[n:])
+            eps.append(_randn_like(b.x0, ctx))
+            noised_real = interpolate(b.x0, _randn_like(b.x0, ctx), t_gan[:n])
+        parts = len(xs) + (1 if self.gan else 0)
         features: list[Tensor] = []
 
         def score_velocity(x_score: Tensor, t_score: Tensor) -> Tensor:
-            parts = 1 + sum(x.shape[0] for x in extra_x) // n
+            if self.gan:  # [score, noised real, noised fake]: the discriminator's pair in order
+                x_score = torch.cat([x_score[:n], noised_real, x_score[n:]])
+                t_score = torch.cat([t_score[:n], t_gan[:n], t_score[n:]])
             v, feats = ctx.modules["fake_score"](
-                torch.cat([x_score, *extra_x]),
-                torch.cat([t_score, *extra_t]),
+                x_score,
+                t_score,
                 Conditions.cat([b.cond] * parts),
                 b.mask.repeat(parts, 1),
                 return_features=True,
             )
             features.extend(feats)
-            return v[:n].float()
+            return torch.cat([v[:n], v[2 * n :]]).float() if self.gan else v.float()
 
-        score = fake_score_loss(score_velocity, x_fake, t, eps, mask=b.mask)
+        score = fake_score_loss(
+            score_velocity,
+            torch.cat(xs),
+            torch.cat(ts),
+            torch.cat(eps),
+            mask=b.mask.repeat(len(xs), 1),
+        )
         losses = {"fake_score": score, "student_step": torch.tensor(float(k))}
         loss = score
         if self.gan:
@@ -285,14 +313,16 @@ class DistillTask(Task):
         return {"loss": loss, **losses}
 
     def generator_losses(self, b: DistillBatch, ctx: StepContext) -> dict[str, Tensor]:
-        """DMD loss (+ GAN generator term, + regression on teacher ODE pairs) of the student."""
+        """DMD loss (+ GAN generator term, + regression on teacher ODE pairs) of the student.
+
+        Its detached sample is kept in `b` for the critic phase of the same step.
+        """
         s = self.settings
         n = b.x0.shape[0]
         x_t, t_k, k = self.student_input(b, ctx)
         xs, ts = [x_t], [t_k]
         if s.regression_weight > 0:
-            noise = _randn_like(b.x0, ctx)
-            xs.append(noise)
+            xs.append(_randn_like(b.x0, ctx))
             ts.append(torch.ones_like(t_k))
         parts = len(xs)
         v = ctx.modules["student"](
@@ -300,39 +330,45 @@ class DistillTask(Task):
         )
         x0 = x0_from_velocity(torch.cat(xs), torch.cat(ts), v)
         x_fake = x0[:n]
-        fake = ctx.borrowed("fake_score")
-        fake_velocity = partial(fake, cond=b.cond, x_mask=b.mask)
-        dmd = distribution_matching_loss(
-            x_fake,
-            self.teacher_velocity(b, ctx),
-            fake_velocity,
-            self._dmd_timesteps(n, ctx),
-            _randn_like(b.x0, ctx),
-            b.mask,
-        )
-        losses = {"dmd": dmd, "student_step": torch.tensor(float(k))}
-        loss = s.dmd_weight * dmd
-        if s.gan_weight > 0:
-            features = partial(fake, cond=b.cond, x_mask=b.mask, return_features=True)
-            t_gan = sample_gan_timesteps(n, s.gan_max_t, ctx.generator, ctx.device)
-            logits = discriminator_logits(
-                features,
-                ctx.borrowed("discriminator"),
-                x_fake,
-                t_gan,
-                _randn_like(x_fake, ctx),
-                b.mask,
-            )
-            gan = gan_generator_loss(logits.float(), s.gan_loss)
-            loss = loss + s.gan_weight * gan
-            losses["gan"] = gan
+        b.sample = (x_fake.detach(), k)
+        with critic_weights_frozen(ctx):
+            losses = self.critic_judged_terms(b, x_fake, ctx)
+        loss = s.dmd_weight * losses["dmd"] + s.gan_weight * losses.get("gan", 0.0)
         if s.regression_weight > 0:
             with torch.no_grad():
                 target = self.teacher_ode(b, xs[1], ctx)
-            regression = regression_loss(x0[n:], target, b.mask)
-            loss = loss + s.regression_weight * regression
-            losses["regression"] = regression
-        return {"loss": loss, **losses}
+            losses["regression"] = regression_loss(x0[n:], target, b.mask)
+            loss = loss + s.regression_weight * losses["regression"]
+        return {"loss": loss, **losses, "student_step": torch.tensor(float(k))}
+
+    def critic_judged_terms(
+        self, b: DistillBatch, x_fake: Tensor, ctx: StepContext
+    ) -> dict[str, Tensor]:
+        """The DMD term (teacher vs fake score) and, when on, the GAN generator term of the
+        student sample x_fake (B, D, T); both carry gradient to x_fake only."""
+        n = x_fake.shape[0]
+        fake = ctx.borrowed("fake_score")
+        terms = {
+            "dmd": distribution_matching_loss(
+                x_fake,
+                self.teacher_velocity(b, ctx),
+                partial(fake, cond=b.cond, x_mask=b.mask),
+                self._dmd_timesteps(n, ctx),
+                _randn_like(b.x0, ctx),
+                b.mask,
+            )
+        }
+        if self.settings.gan_weight > 0:
+            logits = discriminator_logits(
+                partial(fake, cond=b.cond, x_mask=b.mask, return_features=True),
+                ctx.borrowed("discriminator"),
+                x_fake,
+                sample_gan_timesteps(n, self.settings.gan_max_t, ctx.generator, ctx.device),
+                _randn_like(x_fake, ctx),
+                b.mask,
+            )
+            terms["gan"] = gan_generator_loss(logits.float(), self.settings.gan_loss)
+        return terms
 
     def teacher_velocity(self, b: DistillBatch, ctx: StepContext) -> VelocityFn:
         """The frozen teacher's velocity (x_t, t) -> v with CFG at `teacher_cfg` (the real
@@ -395,6 +431,23 @@ class DistillTask(Task):
     def _dmd_timesteps(self, n: int, ctx: StepContext) -> Tensor:
         s = self.settings
         return sample_dmd_timesteps(n, s.t_min, s.t_max, s.t_shift, ctx.generator, ctx.device)
+
+
+@contextmanager
+def critic_weights_frozen(ctx: StepContext) -> Iterator[None]:
+    """The fake score's and the discriminator's weights take no gradient inside (their inputs
+    still pass it on to the student), as DMD2's generator step; sharded (FSDP) weights keep
+    their flags, which FSDP fixes per flat parameter."""
+    names = [n for n in ("fake_score", "discriminator") if n in ctx.modules]
+    params = [] if ctx.sharded else [p for n in names for p in ctx.unwrapped(n).parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
 
 
 def _trainable_copy(denoiser: Denoiser) -> Denoiser:

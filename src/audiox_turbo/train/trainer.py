@@ -214,6 +214,7 @@ class Trainer:
         previous = self._install_signal_handlers()
         bar = progress_bar(total, state.step) if self.progress and acc.is_main_process else None
         window = ThroughputWindow()
+        shown: dict[str, float] = {}  # the last loss of each phase (a phase may skip steps)
         batches = iter(
             MicroBatches(
                 self.dataset,
@@ -230,8 +231,9 @@ class Trainer:
                 metrics = self._train_step(batches, window)
                 state.step += 1
                 if bar is not None:
+                    shown.update(phase_losses(metrics))
                     bar.update(1)
-                    bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}")
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
                 if acc.is_main_process:
                     self.log.record_step(state.step, metrics, window)
                 if cfg.sample_every > 0 and state.step % cfg.sample_every == 0:
@@ -380,3 +382,13 @@ class Trainer:
     def _restore_signal_handlers(previous: dict[int, Any]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def phase_losses(metrics: dict[str, float]) -> dict[str, float]:
+    """The step's back-propagated losses for the progress bar: "loss", or one per phase
+    ("critic/loss" -> "critic")."""
+    return {
+        k.removesuffix("/loss") if k != "loss" else k: v
+        for k, v in metrics.items()
+        if k == "loss" or k.endswith("/loss")
+    }

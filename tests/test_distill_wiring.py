@@ -1,0 +1,103 @@
+"""The distillation task's wiring, checked through the task and the training loop the product
+uses (tiny preset, random teacher): the real score is the teacher with CFG and the fake score
+is the fake-score network (a swap flips the DMD gradient), the GAN term reaches the student
+while the critic's weights take no gradient, the student runs on its own timesteps, and the
+two time scales alternate as configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import audiox_turbo.train.student as student_module
+from audiox_turbo.data.dataset import collate
+from audiox_turbo.flow.sampling import student_timesteps
+from audiox_turbo.model.generation import conditioned_velocity
+from audiox_turbo.pipeline import AudioXTurbo
+from audiox_turbo.train.run_config import DistillConfig
+from audiox_turbo.train.student import DistillTask
+from audiox_turbo.train.trainer import Trainer
+from conftest import randomize_
+from test_distill_train import LatentClips, train_config
+
+
+def task_and_context(tmp_path: Path, settings: DistillConfig, steps: int = 1):
+    """A DistillTask on a random tiny teacher, its Trainer, and one collated batch of 4."""
+    teacher = AudioXTurbo.from_preset("tiny")
+    randomize_(teacher.denoiser, seed=1, std=0.05)
+    task = DistillTask(teacher, train_config(steps), settings)
+    randomize_(task.fake_score, seed=7, std=0.05)  # a fake score unlike the teacher
+    dataset = LatentClips(teacher.config.codec.latent_dim)
+    trainer = Trainer(
+        task, train_config(steps), tmp_path, dataset, collate, progress=False, cpu=True
+    )
+    return task, trainer, collate([dataset[i] for i in range(4)])
+
+
+def test_dmd_reads_the_teacher_as_real_and_the_fake_score_as_fake(tmp_path, monkeypatch):
+    calls = []
+    real_loss = student_module.distribution_matching_loss
+
+    def spy(x, real_velocity, fake_velocity, *args):
+        calls.append((real_velocity, fake_velocity))
+        return real_loss(x, real_velocity, fake_velocity, *args)
+
+    monkeypatch.setattr(student_module, "distribution_matching_loss", spy)
+    settings = DistillConfig(teacher_cfg=3.0, gan_weight=0.0, gan_critic_weight=0.0)
+    task, trainer, batch = task_and_context(tmp_path, settings)
+    ctx = trainer.context()
+    b = task.prepare(batch, ctx)
+    task.generator_losses(b, ctx)
+    ((real_velocity, fake_velocity),) = calls
+    g = torch.Generator().manual_seed(0)
+    x_t, t = torch.randn(b.x0.shape, generator=g), torch.rand(4, generator=g)
+    with torch.no_grad():
+        teacher = conditioned_velocity(
+            task.teacher.denoiser, task.teacher.conditioner, b.cond, 3.0, b.duration, b.mask
+        )(x_t, t)
+        fake = task.fake_score(x_t, t, b.cond, x_mask=b.mask)
+        assert not torch.allclose(teacher, fake, atol=1e-3)
+        torch.testing.assert_close(real_velocity(x_t, t), teacher)
+        torch.testing.assert_close(fake_velocity(x_t, t), fake)
+
+
+def test_gan_term_reaches_the_student_and_the_critic_weights_take_no_gradient(tmp_path):
+    settings = DistillConfig(dmd_weight=0.0, gan_weight=1.0, gan_critic_weight=1.0)
+    task, trainer, batch = task_and_context(tmp_path, settings)
+    ctx = trainer.context()
+    losses = task.generator_losses(task.prepare(batch, ctx), ctx)
+    losses["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.student.parameters())
+    for net in (task.fake_score, task.discriminator):
+        assert all(p.grad is None for p in net.parameters())
+        assert all(p.requires_grad for p in net.parameters())  # restored after the phase
+    critic = task.critic_losses(task.prepare(batch, ctx), ctx)
+    critic["loss"].backward()
+    assert any(p.grad is not None for p in task.discriminator.parameters())
+
+
+def test_the_student_runs_only_on_its_own_timesteps(tmp_path):
+    steps = student_timesteps(4, shift=2.0).tolist()  # no time shared with the uniform grid
+    settings = DistillConfig(student_steps=tuple(steps), critic_updates=2)
+    task, trainer, _ = task_and_context(tmp_path, settings, steps=6)
+    seen: list[torch.Tensor] = []
+    task.student.register_forward_hook(lambda _m, args, _out: seen.append(args[1].detach()))
+    trainer.fit()
+    times = torch.cat(seen)
+    assert len(seen) > 6
+    distance = (times[:, None] - torch.tensor(steps)[None, :]).abs().min(1).values
+    assert distance.max() < 1e-6, sorted(set(times.tolist()))
+    assert {round(v, 6) for v in times.tolist()} > {round(steps[0], 6)}
+
+
+@pytest.mark.parametrize("critic_updates", [1, 3])
+def test_phases_alternate_at_the_configured_ratio(tmp_path, critic_updates):
+    settings = DistillConfig(critic_updates=critic_updates)
+    task, _, _ = task_and_context(tmp_path, settings)
+    phases = [task.phases(step) for step in range(6)]
+    generator_steps = [i for i, p in enumerate(phases) if "generator" in p]
+    assert generator_steps == [i for i in range(6) if (i + 1) % critic_updates == 0]
+    assert all(p[-1] == "critic" for p in phases)
+    assert all(p == ["generator", "critic"] for p in phases if len(p) == 2)
