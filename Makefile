@@ -12,7 +12,7 @@ install: $(VENV)/bin/activate
 	$(PIP) install -q --upgrade pip
 	# torch first: the local CPU wheel; requirements accept it, so no CUDA build is pulled
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,eval]"
+	$(PIP) install -q -e ".[dev,eval,serve]"
 
 demo: install
 	$(VENV)/bin/audiox-turbo generate --text "a dog barking in the rain" --duration 5 --steps 4 --seed 0 -o demo_out/demo.wav

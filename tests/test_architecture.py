@@ -20,8 +20,9 @@ LAYERS = {
     **dict.fromkeys(("model_dir", "eval"), 6),
     **dict.fromkeys(("pipeline", "train"), 7),
     "loader": 8,
-    "cli": 9,
-    **dict.fromkeys(("__init__", "__main__"), 10),
+    "serve": 9,
+    "cli": 10,
+    **dict.fromkeys(("__init__", "__main__"), 11),
 }
 
 

@@ -213,7 +213,7 @@ def test_every_subcommand_answers_help_without_torch():
         "from typer.testing import CliRunner\n"
         "runner = CliRunner()\n"
         "for cmd in (['data'], ['train'], ['distill'], ['eval'], ['bench'], ['benchmark'],\n"
-        "            ['judge'], ['convert', 'official'], ['generate']):\n"
+        "            ['judge'], ['convert', 'official'], ['generate'], ['serve']):\n"
         "    result = runner.invoke(app, [*cmd, '--help'])\n"
         "    assert result.exit_code == 0, (cmd, result.output)\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"

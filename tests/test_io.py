@@ -116,7 +116,7 @@ def test_save_clips_pcm_and_rejects_bad_requests(tmp_path: Path) -> None:
     loaded, _ = load_audio(out)
     assert loaded[0, :2].tolist() == pytest.approx([32767 / 32768, -1.0])
     for path, kwargs in [
-        (tmp_path / "x.mp3", {}),
+        (tmp_path / "x.ogg", {}),
         (tmp_path / "x.flac", {"encoding": "float"}),
         (tmp_path / "x.wav", {"encoding": "pcm8"}),
     ]:
@@ -127,6 +127,14 @@ def test_save_clips_pcm_and_rejects_bad_requests(tmp_path: Path) -> None:
         save_audio(tmp_path / "nan.wav", torch.tensor([[0.0, float("nan")]]), 8000)
     _assert_one_line_naming(err, tmp_path / "nan.wav")
     assert not list(tmp_path.glob(".*"))
+
+
+def test_save_mp3_round_trips_approximately(tmp_path: Path) -> None:
+    tone = 0.5 * torch.sin(torch.linspace(0, 2 * torch.pi * 440, 16000)).unsqueeze(0)
+    out = save_audio(tmp_path / "tone.mp3", tone, 16000)
+    assert sf.info(str(out)).format == "MP3"
+    loaded, rate = load_audio(out)
+    assert rate == 16000 and abs(loaded.abs().max().item() - 0.5) < 0.1
 
 
 def test_load_window_and_channel_conversion(tmp_path: Path) -> None:

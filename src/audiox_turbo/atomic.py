@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from audiox_turbo.errors import AudioXError
+
 TEMP_SUFFIX = ".part"
 
 
@@ -61,6 +63,29 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Write JSON (indent 2, trailing newline) to `path` through a temp file + rename."""
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def check_writable_dir(folder: str | os.PathLike[str]) -> Path:
+    """`folder` (created if missing) once a temp file could be made in it; else a one-line
+    AudioXError naming it. Run it before long work whose result goes there."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=TEMP_SUFFIX)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise AudioXError(f"{folder}: cannot write output there ({reason})") from None
+    return folder
+
+
+def append_line(path: str | os.PathLike[str], line: str) -> None:
+    """Append one line (a log record) and flush it to disk: a kill loses at most that line."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line.rstrip("\n") + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def remove_stale_temps(folder: str | os.PathLike[str]) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -32,6 +32,29 @@ class GenerationOutput:
     method: str
     steps: int
     cfg: float
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt (text, video and/or audio) and its options, as `Pipeline.__call__` takes them."""
+
+    text: str | None = None
+    video: VideoInput | None = None
+    audio: AudioInput | None = None
+    audio_mode: str | None = None
+    span: tuple[float, float] | None = None
+    duration: float | None = None
+    steps: int | None = None
+    cfg: float | None = None
+    seed: int | None = None
+    num_outputs: int = 1
+    method: str | None = None
+    video_start: float = 0.0
+    sync_features: str | os.PathLike[str] | torch.Tensor | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """The request as keyword arguments of `Pipeline.__call__`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def parse_dtype(name: str | torch.dtype | None) -> torch.dtype:
@@ -104,6 +127,20 @@ class Pipeline(ABC):
         callback: Callable[[int, int], None] | None = None,
     ) -> GenerationOutput:
         """Generate (num_prompts · num_outputs, channels, samples) from any mix of prompts."""
+
+    def batch_key(self, request: GenerationRequest) -> Hashable | None:
+        """Requests with the same key (not None) may share one `generate_batch` call; None: the
+        request runs alone. Invalid options raise an AudioXError."""
+        return None
+
+    def generate_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        callback: Callable[[int, int], None] | None = None,
+    ) -> list[GenerationOutput]:
+        """One output per request, each what `self(**request.kwargs())` makes alone (this
+        default runs them one by one; pipelines that batch override it)."""
+        return [self(**request.kwargs(), callback=callback) for request in requests]
 
     @abstractmethod
     def to(self, device: str | torch.device | None = None, dtype: Any = None) -> Pipeline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from audiox_turbo.flow.sampling import SamplerSettings
 from audiox_turbo.interface import (
     AudioInput,
     GenerationOutput,
+    GenerationRequest,
     Pipeline,
     Prompt,
     VideoInput,
@@ -41,6 +42,12 @@ from audiox_turbo.model_dir import (
 DEFAULT_DURATION = 10.0
 DEFAULT_TEACHER_STEPS = 100
 DECODE_CHUNK_FRAMES = 1024
+
+
+def _resolve_seed(seed: int | None) -> int:
+    """The seed a generation uses: the caller's, else a fresh random one."""
+    generator = torch.Generator(device="cpu")
+    return generator.manual_seed(seed).initial_seed() if seed is not None else generator.seed()
 
 
 def _as_list(value: Any, n: int | None = None) -> list[Any]:
@@ -327,16 +334,80 @@ class AudioXTurbo(Pipeline):
             self._default_duration(duration, video, audio, audio_mode, video_start)
         )
         settings = self.sampler_settings(method, steps, cfg, shift)
+        seed = _resolve_seed(seed)
         inputs = self.condition_inputs(
             text, video, audio, audio_mode, span, duration, video_start, audio_sample_rate
         )
+        wav, nfe = self._generate(inputs, duration, settings, [seed], num_outputs, callback)
+        sampling = (settings.method, settings.steps, settings.cfg)
+        return GenerationOutput(wav, self.sample_rate, nfe, duration, seed, *sampling)
+
+    def batch_key(self, request: GenerationRequest) -> Hashable:
+        """Requests batch together when they share duration, sampling options, num_outputs,
+        audio mode, span, video start and which modalities they prompt with."""
+        if request.sync_features is not None:
+            raise AudioXError("sync features only apply to official-variant models")
+        if request.num_outputs < 1:
+            raise AudioXError(f"num_outputs must be ≥ 1, got {request.num_outputs}")
+        audio_mode = request.audio_mode or "continue"
+        duration = self.check_duration(
+            self._default_duration(
+                request.duration, request.video, request.audio, audio_mode, request.video_start
+            )
+        )
+        settings = self.sampler_settings(request.method, request.steps, request.cfg, None)
+        given = tuple(p is not None for p in (request.text, request.video, request.audio))
+        options = (request.num_outputs, audio_mode, request.span, request.video_start)
+        return (duration, settings, *options, *given)
+
+    @torch.no_grad()
+    def generate_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        callback: Callable[[int, int], None] | None = None,
+    ) -> list[GenerationOutput]:
+        """Requests with one `batch_key` as one batch; each output equals the request's own
+        `self(**request.kwargs())` (per-request seeds; equal up to float rounding)."""
+        if not requests:
+            return []
+        keys = {self.batch_key(r) for r in requests}
+        if len(keys) > 1:
+            raise AudioXError(
+                "requests in one batch must share duration, sampling options, num_outputs, "
+                "audio mode, span and prompt kinds"
+            )
+        duration, settings, num_outputs, audio_mode, span, video_start = next(iter(keys))[:6]
+        seeds = [_resolve_seed(r.seed) for r in requests]
+        texts, videos, audios = (
+            [getattr(r, k) for r in requests] for k in ("text", "video", "audio")
+        )
+        inputs = self.condition_inputs(
+            texts, videos, audios, audio_mode, span, duration, video_start
+        )
+        wav, nfe = self._generate(inputs, duration, settings, seeds, num_outputs, callback)
+        rows = wav.split(num_outputs)
+        sampling = (settings.method, settings.steps, settings.cfg)
+        return [
+            GenerationOutput(w, self.sample_rate, nfe, duration, seed, *sampling)
+            for w, seed in zip(rows, seeds, strict=True)
+        ]
+
+    def _generate(
+        self,
+        inputs: ConditionInputs,
+        duration: float,
+        settings: SamplerSettings,
+        seeds: list[int],
+        num_outputs: int,
+        callback: Callable[[int, int], None] | None,
+    ) -> tuple[torch.Tensor, int]:
+        """Waveforms (prompts · num_outputs, C, samples) on CPU and the NFE; `seeds` holds one
+        seed for the whole batch or one per prompt."""
         cond = self.conditioner(inputs, self.config.latent_frames(duration), duration)
         cond = cond.repeat(num_outputs).to(self.device, self.dtype)
-        generator = torch.Generator(device="cpu")
-        seed = generator.manual_seed(seed).initial_seed() if seed is not None else generator.seed()
         denoiser = self.denoiser if self.graphed is None else self.graphed
         x0, nfe = sample_latents(
-            denoiser, self.conditioner, cond, settings, seed, duration, callback
+            denoiser, self.conditioner, cond, settings, seeds, duration, callback
         )
         x0 = x0.float()
         if inputs.audio_latents is not None and inputs.audio_keep is not None:
@@ -344,16 +415,7 @@ class AudioXTurbo(Pipeline):
             prompt = inputs.audio_latents.repeat_interleave(num_outputs, 0)
             x0 = keep * prompt + (1 - keep) * x0
         wav = self.decode(x0)[..., : self.config.num_samples(duration)]
-        return GenerationOutput(
-            wav.clamp(-1, 1).cpu(),
-            self.sample_rate,
-            nfe,
-            duration,
-            seed,
-            settings.method,
-            settings.steps,
-            settings.cfg,
-        )
+        return wav.clamp(-1, 1).cpu(), nfe
 
     def sampler_settings(
         self, method: str | None, steps: int | None, cfg: float | None, shift: float | None

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 import typer
 
+from audiox_turbo.cli.models import load_model
 from audiox_turbo.errors import AudioXError
-
-if TYPE_CHECKING:
-    from audiox_turbo.interface import Pipeline
 
 app = typer.Typer(
     name="audiox-turbo",
@@ -26,6 +23,7 @@ def _register_subcommands() -> None:
     from audiox_turbo.cli.convert import app as official_app
     from audiox_turbo.cli.data import app as data_app
     from audiox_turbo.cli.eval import bench_command, benchmark_app, eval_command, judge_app
+    from audiox_turbo.cli.serve import serve
     from audiox_turbo.cli.train import app as train_app
     from audiox_turbo.cli.train import distill
 
@@ -37,6 +35,7 @@ def _register_subcommands() -> None:
     app.add_typer(train_app, name="train", help="Train the codec or the flow-matching teacher.")
     app.command(name="distill", help="Distil a teacher into a 4-step student.")(distill)
     app.add_typer(official_app, name="convert", help="Convert other projects' checkpoints.")
+    app.command(name="serve", help="Serve a model over HTTP (API + web page).")(serve)
 
 
 _register_subcommands()
@@ -49,19 +48,6 @@ def main() -> None:
     except AudioXError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-
-
-def _load_model(model: str | None, preset_name: str | None, device: str, dtype: str) -> Pipeline:
-    """A pipeline from --model DIR or --preset NAME; neither: the shipped model, else `tiny`."""
-    from audiox_turbo.loader import load
-    from audiox_turbo.model_dir import read_model_config, shipped_model_dir
-
-    if model and preset_name:
-        raise AudioXError("give either --model or --preset, not both")
-    if model is not None:
-        read_model_config(model)  # a missing or broken directory is an error, never a preset
-    shipped = shipped_model_dir()
-    return load(model or preset_name or shipped or "tiny", device=device, dtype=dtype)
 
 
 def _parse_span(span: str | None) -> tuple[float, float] | None:
@@ -104,7 +90,7 @@ def generate(
     model: str | None = typer.Option(None, "--model", "-m", help="Model directory."),
     preset_name: str | None = typer.Option(None, "--preset", help="Preset with random weights."),
     out: str = typer.Option(
-        "out.wav", "--out", "-o", help="Output .wav, .flac or .mp4 (needs --video)."
+        "out.wav", "--out", "-o", help="Output .wav, .flac, .mp3 or .mp4 (needs --video)."
     ),
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps"),
     dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16"),
@@ -116,23 +102,46 @@ def generate(
     cuda_graphs: bool = typer.Option(
         False, "--cuda-graphs", help="Replay the denoiser as CUDA graphs (CUDA only; faster)."
     ),
+    prompts: str | None = typer.Option(
+        None, help="JSONL file, one request per line (the API's fields + name, video, audio)."
+    ),
+    out_dir: str = typer.Option("out", help="Output folder of --prompts (with manifest.jsonl)."),
+    batch_size: int = typer.Option(8, help="Prompts per model call with --prompts."),
 ) -> None:
-    """Generate audio from text, a video and/or an audio clip."""
+    """Generate audio from text, a video and/or an audio clip, or every line of --prompts."""
     from pathlib import Path
 
+    from audiox_turbo.atomic import check_writable_dir
+
+    if prompts is not None:
+        from audiox_turbo.cli.batch import generate_prompts_file
+
+        if text is not None or video is not None or audio is not None:
+            raise AudioXError(
+                "--prompts takes its prompts from the file: drop --text/--video/--audio"
+            )
+        generate_prompts_file(
+            lambda: load_model(model, preset_name, device, dtype),
+            prompts,
+            out_dir,
+            batch_size,
+            seed,
+        )
+        return
     suffix = Path(out).suffix.lower()
-    if suffix not in (".wav", ".flac", ".mp4"):
-        raise AudioXError(f"{out}: output must end in .wav, .flac or .mp4")
+    if suffix not in (".wav", ".flac", ".mp3", ".mp4"):
+        raise AudioXError(f"{out}: output must end in .wav, .flac, .mp3 or .mp4")
     if suffix == ".mp4" and video is None:
         raise AudioXError(f"{out}: an .mp4 output needs a --video to put the audio on")
     for label, path in (("video", video), ("audio", audio)):
         if path is not None and not Path(path).is_file():
             raise AudioXError(f"{path}: {label} file not found")
+    check_writable_dir(Path(out).parent)
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from audiox_turbo.io.audio import save_audio
 
-    pipe = _load_model(model, preset_name, device, dtype)
+    pipe = load_model(model, preset_name, device, dtype)
     if cuda_graphs:
         pipe.enable_cuda_graphs()
     if not pipe.trained:

@@ -22,6 +22,9 @@ from audiox_turbo.flow.path import shift_timesteps, x0_from_velocity
 
 VelocityFn = Callable[[Tensor, Tensor], Tensor]
 ProgressCallback = Callable[[int, int], None]
+NoiseFn = Callable[[Tensor], Tensor]
+"""Fresh standard normal noise shaped like its argument x (B, ...), on x's device and dtype."""
+NoiseSource = torch.Generator | NoiseFn | None
 SAMPLING_METHODS = ("euler", "heun", "student")
 
 
@@ -169,11 +172,18 @@ def sample_heun(
     return x
 
 
+def fresh_noise_like(x: Tensor, source: NoiseSource) -> Tensor:
+    """Noise shaped like x (B, ...) from a generator (None: the global one) or a `NoiseFn`."""
+    if callable(source):
+        return source(x)
+    return torch.randn(x.shape, generator=source, device=x.device, dtype=x.dtype)
+
+
 def sample_student(
     velocity: VelocityFn,
     noise: Tensor,
     timesteps: Tensor,
-    generator: torch.Generator | None = None,
+    generator: NoiseSource = None,
     callback: ProgressCallback | None = None,
 ) -> Tensor:
     """Few-step DMD sampler from noise (B, ...): len(timesteps) NFE, returns the last x0.
@@ -189,8 +199,7 @@ def sample_student(
         x0 = x0_from_velocity(x, t, velocity(x, t))
         if i + 1 < total:
             t_next = timesteps[i + 1].to(x.dtype)
-            fresh = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = (1 - t_next) * x0 + t_next * fresh
+            x = (1 - t_next) * x0 + t_next * fresh_noise_like(x, generator)
         if callback is not None:
             callback(i + 1, total)
     return x0
@@ -200,10 +209,11 @@ def sample(
     velocity: VelocityFn,
     noise: Tensor,
     settings: SamplerSettings,
-    generator: torch.Generator | None = None,
+    generator: NoiseSource = None,
     callback: ProgressCallback | None = None,
 ) -> Tensor:
-    """x0 (B, ...) from noise (B, ...) with `settings`; `generator` feeds the student's re-noising.
+    """x0 (B, ...) from noise (B, ...) with `settings`; `generator` (a torch generator or a
+    `NoiseFn`) feeds the student's re-noising.
 
     `velocity` is used as given: bind CFG into it (`guided_velocity`) when settings.guided.
     """

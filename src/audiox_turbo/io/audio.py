@@ -17,7 +17,7 @@ from audiox_turbo.atomic import atomic_file
 from audiox_turbo.errors import MediaError
 
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"})
-_SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+_SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".mp3": "MP3"}
 _SAVE_ENCODINGS = {"pcm16": "PCM_16", "pcm24": "PCM_24", "float": "FLOAT"}
 
 
@@ -176,14 +176,17 @@ def peak_normalize(wav: Tensor, peak: float = 1.0, eps: float = 1e-8) -> Tensor:
 def save_audio(
     path: str | os.PathLike[str], wav: Tensor, sample_rate: int, encoding: str = "pcm16"
 ) -> Path:
-    """Write (C,S) to .wav (pcm16, pcm24 or float) or .flac (pcm16 or pcm24), atomically."""
+    """Write (C,S) to .wav (pcm16, pcm24 or float), .flac (pcm16 or pcm24) or .mp3 (lossy,
+    `encoding` ignored), atomically."""
     import soundfile as sf
 
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise MediaError(f"{path}: unsupported audio format {path.suffix!r} (use .wav or .flac)")
-    subtype = _SAVE_ENCODINGS.get(encoding)
+        raise MediaError(
+            f"{path}: unsupported audio format {path.suffix!r} (use .wav, .flac or .mp3)"
+        )
+    subtype = "MPEG_LAYER_III" if fmt == "MP3" else _SAVE_ENCODINGS.get(encoding)
     if subtype is None or (fmt == "FLAC" and subtype == "FLOAT"):
         raise MediaError(f"{path}: encoding {encoding!r} is not available for {path.suffix}")
     if wav.ndim != 2:
