@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install browser demo test lint format bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,16 @@ demo: install
 	$(VENV)/bin/audiox-turbo generate --text "a dog barking in the rain" --duration 5 --steps 4 --seed 0 -o demo_out/demo.wav
 	@echo "wrote demo_out/demo.wav"
 
-test: install
+# The browser test drives Debian's Chromium (tests/test_serve_browser.py): install it once.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+		$$SUDO apt-get update -qq >/dev/null && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver >/dev/null; \
+	fi
+
+test: install browser
 	$(PY) -m pytest -q -x --durations=15
 
 lint: install
