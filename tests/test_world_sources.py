@@ -159,3 +159,10 @@ def test_real_world_is_byte_identical_for_same_seed_and_workers(tmp_path: Path) 
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
     records = read_manifest(tmp_path / "a" / "val.jsonl")
     assert all(r.source.endswith("(real sources)") for r in records)
+
+
+def test_notice_attributes_every_source() -> None:
+    notice = (Path(__file__).resolve().parents[1] / "NOTICE").read_text()
+    for source in catalog.SOURCES.values():
+        assert source.package in notice and source.what in notice
+        assert source.licence in notice and source.attribution in notice

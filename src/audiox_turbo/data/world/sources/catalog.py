@@ -66,7 +66,7 @@ SOURCES: dict[str, Source] = {
         ),
         Source(
             "avldrums", "avldrums.lv2-soundfont", "debian",
-            "two sampled acoustic drum kits (Black Pearl, Red Zeppelin)",
+            "a sampled acoustic drum kit (Black Pearl)",
             "CC-BY-SA-3.0", "AVL Drumkits, Copyright (c) Glen MacArthur (AV Linux)",
             path="usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2",
         ),
