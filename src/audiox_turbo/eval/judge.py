@@ -26,7 +26,15 @@ from torch import Tensor, nn
 
 from audiox_turbo.atomic import atomic_directory
 from audiox_turbo.config import from_dict
-from audiox_turbo.data.world.labels import CATEGORIES, CLASSES, INSTRUMENTS, class_label
+from audiox_turbo.data.world.labels import (
+    CATEGORIES,
+    CLASSES,
+    INSTRUMENTS,
+    REAL_CLASSES,
+    REAL_INSTRUMENTS,
+    class_label,
+    instrument_labels,
+)
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.eval.embedders import WaveformEmbedder, load_weights, read_state_dict
 from audiox_turbo.eval.features import Waveforms, mono_at_rate, periodic_hann
@@ -246,7 +254,7 @@ def targets_from_labels(labels: Sequence[dict[str, Any]], config: JudgeConfig) -
             raise AudioXError(f"clip {i}: label {name!r} is not a world class the judge knows")
         cats.append(cat_index[lab["category"]])
         classes.append(cls_index[name])
-        for instrument in lab.get("instruments") or []:
+        for instrument in instrument_labels(lab) if lab.get("instruments") else []:
             if instrument in inst_index:
                 inst[i, inst_index[instrument]] = 1.0
     return JudgeTargets(torch.tensor(cats), torch.tensor(classes), inst)
@@ -395,6 +403,8 @@ def train_judge_on_manifest(
     manifest = resolve_manifest(data, "train")
     config = JudgeConfig()
     waves, labels = manifest_clips(manifest, config.sample_rate)
+    if any("families" in lab for lab in labels):  # a real-source world: its vocabulary
+        config = JudgeConfig(classes=REAL_CLASSES, instruments=REAL_INSTRUMENTS)
     targets = targets_from_labels(labels, config)
     net, history = train_judge(
         waves, targets, config, epochs, batch_size, lr, seed=seed, on_epoch=on_epoch

@@ -28,6 +28,26 @@ from audiox_turbo.io.audio import save_audio
 
 SPLITS = ("train", "val", "test")
 SOURCE = "audiox-turbo world"
+SOURCE_FAMILIES = ("synthetic", "real")
+"""`synthetic`: every sound from formulas; `real`: sampled instruments, recorded and espeak-ng
+speech, recorded and sampled effects (needs the sources, `audiox-turbo data sources fetch`)."""
+REAL_SOURCES = ("gm", "gs", "avldrums", "prompts", "transcripts", "espeak", "animals",
+                "renderer", "g722", "rooms")  # fmt: skip
+"""The sources a real world needs."""
+
+
+def resolve_sources(sources: str) -> str:
+    """`auto` → `real` when every real source is present, else `synthetic`; others checked."""
+    from audiox_turbo.data.world.sources.catalog import missing, require
+
+    if sources == "auto":
+        return "synthetic" if missing(REAL_SOURCES) else "real"
+    if sources not in SOURCE_FAMILIES:
+        raise AudioXError(f"--sources {sources!r}: expected auto, real or synthetic")
+    if sources == "real":
+        for name in REAL_SOURCES:
+            require(name)
+    return sources
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,7 @@ class WorldSpec:
     video_fraction: float
     fps: int = 25
     size: int = 128
+    sources: str = "synthetic"
 
     def clip_id(self, index: int) -> str:
         """Identifier (and media file stem) of clip `index`."""
@@ -55,7 +76,10 @@ def clip_seed(seed: int, split: str, index: int) -> np.random.SeedSequence:
 def make_clip(out_dir: Path, spec: WorldSpec, index: int) -> ClipRecord:
     """Generate clip `index`, write its media then its sidecar atomically; return its record."""
     rng = np.random.default_rng(clip_seed(spec.seed, spec.split, index))
-    clip = draw_clip(rng, spec.duration, spec.sample_rate, spec.video_fraction, spec.fps, spec.size)
+    draw = draw_clip
+    if spec.sources == "real":
+        from audiox_turbo.data.world.real_clip import draw_real_clip as draw
+    clip = draw(rng, spec.duration, spec.sample_rate, spec.video_fraction, spec.fps, spec.size)
     clip_id = spec.clip_id(index)
     audio_rel = f"audio/{clip_id}.wav"
     save_audio(out_dir / audio_rel, torch.from_numpy(clip.audio)[None], spec.sample_rate)
@@ -74,7 +98,7 @@ def make_clip(out_dir: Path, spec: WorldSpec, index: int) -> ClipRecord:
         channels=1,
         labels=labels,
         split=spec.split,
-        source=SOURCE,
+        source=SOURCE if spec.sources == "synthetic" else f"{SOURCE} (real sources)",
     )
     sidecar = {"spec": asdict(spec), "record": record.model_dump(mode="json")}
     with atomic_file(out_dir / "meta" / f"{clip_id}.json") as tmp:
@@ -138,9 +162,11 @@ def generate_world(
     video_fraction: float = 0.4,
     workers: int = 1,
     progress: bool = True,
+    sources: str = "synthetic",
 ) -> Path:
     """Generate clips 0..clips-1 of `split` under out_dir (audio/, video/, meta/) and write
-    `<split>.jsonl`; resumable, identical for any number of workers. Returns the manifest."""
+    `<split>.jsonl`; resumable, identical for any number of workers. `sources`: synthetic, real
+    or auto (real when its sources are present). Returns the manifest."""
     from tqdm import tqdm
 
     _check_arguments(clips, seed, split, duration, sample_rate, video_fraction, workers)
@@ -150,7 +176,10 @@ def generate_world(
     for sub in ("audio", "video", "meta"):
         (out / sub).mkdir(parents=True, exist_ok=True)
         remove_stale_temps(out / sub)
-    spec = WorldSpec(seed, split, float(duration), int(sample_rate), float(video_fraction))
+    family = resolve_sources(sources)
+    spec = WorldSpec(
+        seed, split, float(duration), int(sample_rate), float(video_fraction), sources=family
+    )
     records: dict[int, ClipRecord] = {}
     for i in range(clips):
         done = finished_record(out, spec, i)

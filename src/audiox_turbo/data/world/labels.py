@@ -7,6 +7,8 @@ from typing import Any
 
 from audiox_turbo.data.world.effects import EFFECTS
 from audiox_turbo.data.world.instruments import DRUM_KIT, LEAD_INSTRUMENTS, PITCHED
+from audiox_turbo.data.world.real_effects import REAL_EFFECTS
+from audiox_turbo.data.world.sources.gm import DRUM_FAMILY, MUSICAL_FAMILIES
 
 CATEGORIES = ("music", "sfx", "speech")
 CLASSES = (
@@ -17,6 +19,21 @@ CLASSES = (
 """Every world class as "category:class", in a fixed order (the judge's class head)."""
 INSTRUMENTS = (*PITCHED, DRUM_KIT)
 """Every instrument a music clip can list, in a fixed order (the judge's instrument head)."""
+REAL_CLASSES = (
+    *(f"music:{family}" for family in (*MUSICAL_FAMILIES, DRUM_FAMILY) if family != "bass"),
+    *(f"sfx:{name}" for name in sorted({*REAL_EFFECTS, "ball bounce", "beeps"})),
+    "speech:speech",
+)
+"""Every class of the real-source world (`--sources real`): music by the lead's GM family."""
+REAL_INSTRUMENTS = (*MUSICAL_FAMILIES, DRUM_FAMILY)
+"""The GM families a real-source music clip can list (its `families` label)."""
+
+
+def instrument_labels(labels: dict[str, Any]) -> list[str]:
+    """What a music clip plays, in the vocabulary of its world: GM families (real sources) or
+    synthetic instrument names."""
+    families = labels.get("families")
+    return list(families) if families is not None else list(labels["instruments"])
 
 
 def empty_labels() -> dict[str, Any]:
@@ -46,4 +63,5 @@ def class_label(labels: dict[str, Any]) -> str:
 
 def has_measurable_key(labels: dict[str, Any]) -> bool:
     """Whether a clip's key can be measured: it has a key and a pitched instrument plays."""
-    return labels.get("key") is not None and any(i != DRUM_KIT for i in labels["instruments"])
+    drums = (DRUM_KIT, DRUM_FAMILY)
+    return labels.get("key") is not None and any(i not in drums for i in instrument_labels(labels))

@@ -68,10 +68,11 @@ def _ball_height(
     return np.maximum(np.where(k >= 0, flight, fall), 0.0)
 
 
-def bouncing_ball(
+def ball_scene(
     rng: np.random.Generator, duration: float, sample_rate: int, fps: int, size: int
-) -> SceneClip:
-    """A ball bouncing on a floor; each floor contact makes a thud at exactly that time."""
+) -> tuple[np.ndarray, list[tuple[float, float, float]]]:
+    """Frames of a ball bouncing on a floor and its floor contacts [(time s on the sample grid,
+    speed in, speed out)]."""
     scale = size / 128.0
     radius, gravity = 8.0 * scale, 900.0 * scale
     floor = floor_row(size)
@@ -88,6 +89,14 @@ def bouncing_ball(
     for k in range(n_frames):
         rectangle(frames[k], floor, 0, size, size, FLOOR_COLOR)
         disc(frames[k], floor - radius - height[k], x[k], radius, BALL_COLOR)
+    return frames, contacts
+
+
+def bouncing_ball(
+    rng: np.random.Generator, duration: float, sample_rate: int, fps: int, size: int
+) -> SceneClip:
+    """A ball bouncing on a floor; each floor contact makes a thud at exactly that time."""
+    frames, contacts = ball_scene(rng, duration, sample_rate, fps, size)
     audio = np.zeros(n_samples(duration, sample_rate))
     top_speed = max(v for _, v, _ in contacts)
     events = []
@@ -144,6 +153,24 @@ def _key_geometry(midi: int, size: int) -> tuple[int, int, int, int]:
     return top, left, top + (bottom - top) * 3 // 5, left + 2 * (white_w // 3)
 
 
+def keyboard_frames(
+    notes: tuple[music.Note, ...], duration: float, fps: int, size: int
+) -> np.ndarray:
+    """Frames of a two-octave keyboard whose keys light up while their notes sound."""
+    n_frames = n_samples(duration, fps)
+    frames = blank(n_frames, size, BACKGROUND)
+    keys = range(KEYBOARD_LOW, KEYBOARD_LOW + 24)
+    whites = [m for m in keys if (m - KEYBOARD_LOW) % 12 in WHITE_KEY_STEPS]
+    blacks = [m for m in keys if m not in whites]
+    for k in range(n_frames):
+        t = k / fps
+        lit = {n.midi for n in notes if n.onset <= t < n.onset + n.held}
+        for m in whites + blacks:
+            base = (235, 235, 235) if m in whites else (20, 20, 20)
+            rectangle(frames[k], *_key_geometry(m, size), (60, 170, 255) if m in lit else base)
+    return frames
+
+
 def keyboard(
     rng: np.random.Generator, duration: float, sample_rate: int, fps: int, size: int
 ) -> SceneClip:
@@ -153,18 +180,7 @@ def keyboard(
         rng, duration, sample_rate, texture, ("piano",), (KEYBOARD_LOW, KEYBOARD_LOW + 23)
     )
     audio = music.render(piece, duration, sample_rate, rng)
-    n_frames = n_samples(duration, fps)
-    frames = blank(n_frames, size, BACKGROUND)
-    keys = range(KEYBOARD_LOW, KEYBOARD_LOW + 24)
-    whites = [m for m in keys if (m - KEYBOARD_LOW) % 12 in WHITE_KEY_STEPS]
-    blacks = [m for m in keys if m not in whites]
-    for k in range(n_frames):
-        t = k / fps
-        lit = {n.midi for n in piece.notes if n.onset <= t < n.onset + n.held}
-        for m in whites + blacks:
-            base = (235, 235, 235) if m in whites else (20, 20, 20)
-            rectangle(frames[k], *_key_geometry(m, size), (60, 170, 255) if m in lit else base)
-    return SceneClip(audio, frames, _music_facts(piece))
+    return SceneClip(audio, keyboard_frames(piece.notes, duration, fps, size), _music_facts(piece))
 
 
 def _music_facts(piece: music.Piece) -> dict[str, Any]:
@@ -180,14 +196,13 @@ def _music_facts(piece: music.Piece) -> dict[str, Any]:
     }
 
 
-def talking_mouth(
-    rng: np.random.Generator, duration: float, sample_rate: int, fps: int, size: int
-) -> SceneClip:
-    """A face whose mouth opens with the voice's energy around each frame time."""
-    utterance = voice.speak(rng, duration, sample_rate)
+def face_frames(
+    audio: np.ndarray, duration: float, sample_rate: int, fps: int, size: int
+) -> np.ndarray:
+    """Frames of a face whose mouth opens with the audio's energy around each frame time."""
     n_frames = n_samples(duration, fps)
     half = sample_rate // (2 * fps)
-    padded = np.pad(utterance.audio, (half, half))
+    padded = np.pad(audio, (half, half))
     centres = np.round(np.arange(n_frames) * sample_rate / fps).astype(int) + half
     energy = np.array([np.sqrt(np.mean(padded[c - half : c + half] ** 2)) for c in centres])
     opening = np.clip(energy / max(float(energy.max()), 1e-9), 0.0, 1.0)
@@ -199,9 +214,17 @@ def talking_mouth(
         disc(frames[k], c - size * 0.12, c + size * 0.15, size * 0.05, (40, 40, 40))
         ry = size * (0.015 + 0.12 * opening[k])
         ellipse(frames[k], c + size * 0.18, c, ry, size * 0.16, (120, 20, 30))
+    return frames
+
+
+def talking_mouth(
+    rng: np.random.Generator, duration: float, sample_rate: int, fps: int, size: int
+) -> SceneClip:
+    """A face whose mouth opens with the voice's energy around each frame time."""
+    utterance = voice.speak(rng, duration, sample_rate)
     return SceneClip(
         utterance.audio,
-        frames,
+        face_frames(utterance.audio, duration, sample_rate, fps, size),
         {
             "category": "speech",
             "class": "speech",
@@ -212,10 +235,16 @@ def talking_mouth(
 
 
 def vehicle_crossing(
-    rng: np.random.Generator, duration: float, sample_rate: int, fps: int, size: int
+    rng: np.random.Generator,
+    duration: float,
+    sample_rate: int,
+    fps: int,
+    size: int,
+    engine: Callable[[np.random.Generator, int, int], np.ndarray] | None = None,
 ) -> SceneClip:
     """A car driving past the listener: the engine sound rises in pitch and level as it comes,
-    falls as it goes (Doppler: received at t what was emitted at t - distance/c)."""
+    falls as it goes (Doppler: received at t what was emitted at t - distance/c). `engine`
+    renders n samples of the car's engine (default: the synthetic engine)."""
     speed = float(rng.uniform(10.0, 25.0))
     closest = float(rng.uniform(3.0, 8.0))
     t_pass = round(float(rng.uniform(0.35, 0.65)) * duration * sample_rate) / sample_rate
@@ -227,8 +256,11 @@ def vehicle_crossing(
     emitted = t - distance / SPEED_OF_SOUND
     lead = n_samples(distance.max() / SPEED_OF_SOUND + 0.05, sample_rate)
     grid = (np.arange(n + lead) - lead) / sample_rate
-    firing = np.full(n + lead, float(rng.uniform(35.0, 55.0)))
-    source = engine_source(rng, n + lead, sample_rate, firing)
+    if engine is None:
+        firing = np.full(n + lead, float(rng.uniform(35.0, 55.0)))
+        source = engine_source(rng, n + lead, sample_rate, firing)
+    else:
+        source = engine(rng, n + lead, sample_rate)
     audio = np.interp(emitted, grid, source) * closest / distance
     n_frames = n_samples(duration, fps)
     frames = blank(n_frames, size, (110, 160, 210))
