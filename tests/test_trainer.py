@@ -1,8 +1,6 @@
 """The training engine on a toy task: accumulation, schedules per optimiser, EMA updates,
-checkpoints, resume, DDP and FSDP on gloo.
-
-Also a script (`python tests/test_trainer.py RUN_DIR --max-steps N`) so the kill/resume and
-two-process tests can launch it the way users launch training.
+checkpoints, resume, DDP and FSDP on gloo. Also a script (`python tests/test_trainer.py RUN_DIR
+--max-steps N`) so the kill/resume and two-process tests launch it as users launch training.
 """
 
 from __future__ import annotations
