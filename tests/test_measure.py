@@ -72,6 +72,14 @@ def test_tempo_of_a_click_track(bpm: float) -> None:
     assert estimate_tempo(np.zeros(200), SR) is None
 
 
+def test_a_single_burst_has_no_tempo() -> None:
+    """One onset: every autocorrelation peak of the mean-removed envelope is negative (a
+    generated clip met in the world benchmark crashed the estimator this way)."""
+    audio = np.zeros(4 * SR)
+    audio[SR : SR + 40] = 0.8
+    assert estimate_tempo(audio, SR) is None
+
+
 def test_detected_events_match_the_clicks() -> None:
     audio = np.zeros(2 * SR)
     for t in (0.3, 0.9, 1.5):

@@ -60,7 +60,7 @@ def estimate_tempo(
         return None
     inner = np.arange(lo + 1, hi)
     peaks = inner[(ac[inner] >= ac[inner - 1]) & (ac[inner] >= ac[inner + 1])]
-    if len(peaks) == 0:
+    if len(peaks) == 0 or ac[peaks].max() <= 0:  # no lag repeats the onsets: no tempo
         return None
     strong = peaks[ac[peaks] >= 0.7 * ac[peaks].max()]
     period = float(strong.min())
