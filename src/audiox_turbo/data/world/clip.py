@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,41 @@ class WorldClip:
     captions: list[str]
 
 
+AudioOnly = Callable[[np.random.Generator, str, float, int, dict[str, Any]], np.ndarray]
+"""Renders an audio-only clip of a category (rng, category, duration, sample_rate, labels),
+filling the labels in place."""
+
+
+def draw_scene_or_audio(
+    rng: np.random.Generator,
+    duration: float,
+    sample_rate: int,
+    video_fraction: float,
+    fps: int,
+    size: int,
+    labels: dict[str, Any],
+    scenes: dict[str, Any],
+    audio_only: AudioOnly,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The draw every source family shares: a video scene of `scenes` with probability
+    `video_fraction`, else an audio-only clip of a weighted category; then the training task.
+    Fills `labels` in place; returns the audio (samples,) and frames or None."""
+    frames = None
+    if rng.random() < video_fraction:
+        scene = str(rng.choice(list(scenes)))
+        rendered = scenes[scene](rng, duration, sample_rate, fps, size)
+        audio, frames = rendered.audio, rendered.frames
+        facts = dict(rendered.facts)
+        known = {k: facts.pop(k) for k in list(facts) if k in labels}
+        labels.update(known, scene=scene, details=facts)
+    else:
+        category = str(rng.choice(list(CATEGORY_WEIGHTS), p=list(CATEGORY_WEIGHTS.values())))
+        audio = audio_only(rng, category, duration, sample_rate, labels)
+    task, region = draw_task(rng, labels["category"], frames is not None, duration)
+    labels.update(task=task, task_region=region)
+    return audio, frames
+
+
 def draw_clip(
     rng: np.random.Generator,
     duration: float,
@@ -42,19 +78,9 @@ def draw_clip(
     """Draw and render one clip: a video scene with probability `video_fraction`, else music,
     an effect (maybe over ambience) or a voice."""
     labels = empty_labels()
-    frames = None
-    if rng.random() < video_fraction:
-        scene = str(rng.choice(list(SCENES)))
-        rendered = SCENES[scene](rng, duration, sample_rate, fps, size)
-        audio, frames = rendered.audio, rendered.frames
-        facts = dict(rendered.facts)
-        known = {k: facts.pop(k) for k in list(facts) if k in labels}
-        labels.update(known, scene=scene, details=facts)
-    else:
-        category = str(rng.choice(list(CATEGORY_WEIGHTS), p=list(CATEGORY_WEIGHTS.values())))
-        audio = _audio_only(rng, category, duration, sample_rate, labels)
-    task, region = draw_task(rng, labels["category"], frames is not None, duration)
-    labels.update(task=task, task_region=region)
+    audio, frames = draw_scene_or_audio(
+        rng, duration, sample_rate, video_fraction, fps, size, labels, SCENES, _audio_only
+    )
     captions = write_captions(labels, rng)
     return WorldClip(audio.astype(np.float32), frames, labels, captions)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from audiox_turbo.data.world import real_music, real_speech
 from audiox_turbo.data.world.captions import _pick
-from audiox_turbo.data.world.clip import AMBIENCE_PROBABILITY, CATEGORY_WEIGHTS, WorldClip
+from audiox_turbo.data.world.clip import AMBIENCE_PROBABILITY, WorldClip, draw_scene_or_audio
 from audiox_turbo.data.world.labels import empty_labels
 from audiox_turbo.data.world.real_captions import (
     real_music_captions,
@@ -25,7 +25,6 @@ from audiox_turbo.data.world.real_effects import (
 from audiox_turbo.data.world.real_scenes import REAL_SCENES, speech_facts
 from audiox_turbo.data.world.sources import rooms
 from audiox_turbo.data.world.synth import n_samples, normalize_peak
-from audiox_turbo.data.world.tasks import draw_task
 
 REAL_EXTRA_LABELS = ("programs", "families", "words", "speech_region", "room")
 """Label keys only the real world writes (besides those of `empty_labels`)."""
@@ -42,19 +41,9 @@ def draw_real_clip(
     """Draw and render one real-source clip: a video scene with probability `video_fraction`,
     else sampled music, a real effect (maybe over ambience, maybe in a room) or speech."""
     labels = {**empty_labels(), **dict.fromkeys(REAL_EXTRA_LABELS), "programs": [], "families": []}
-    frames = None
-    if rng.random() < video_fraction:
-        scene = str(rng.choice(list(REAL_SCENES)))
-        rendered = REAL_SCENES[scene](rng, duration, sample_rate, fps, size)
-        audio, frames = rendered.audio, rendered.frames
-        facts = dict(rendered.facts)
-        known = {k: facts.pop(k) for k in list(facts) if k in labels}
-        labels.update(known, scene=scene, details=facts)
-    else:
-        category = str(rng.choice(list(CATEGORY_WEIGHTS), p=list(CATEGORY_WEIGHTS.values())))
-        audio = _audio_only(rng, category, duration, sample_rate, labels)
-    task, region = draw_task(rng, labels["category"], frames is not None, duration)
-    labels.update(task=task, task_region=region)
+    audio, frames = draw_scene_or_audio(
+        rng, duration, sample_rate, video_fraction, fps, size, labels, REAL_SCENES, _audio_only
+    )
     writer = {
         "music": real_music_captions,
         "sfx": real_sfx_captions,
