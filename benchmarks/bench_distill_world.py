@@ -124,7 +124,7 @@ def build(cache: Path, args: argparse.Namespace, times: dict[str, float]) -> dic
         cache / "codec.json",
         init,
         {"batch_size": 8, "lr": 1e-3, "warmup_steps": 0, "max_steps": args.codec_steps}
-        | {"checkpoint_every": 200, "ema_decay": 0.999, "ema_warmup": 0},
+        | {"checkpoint_every": 200, "ema_decay": 0.99, "ema_warmup": 100},
         codec={"adversarial_start": 10**9, "validation_clips": 2},
     )
     codec = cache / "codec"
@@ -168,7 +168,7 @@ def build(cache: Path, args: argparse.Namespace, times: dict[str, float]) -> dic
         cache / "teacher.json",
         codec / "model",
         {"batch_size": 16, "lr": 1e-3, "warmup_steps": 100, "max_steps": args.teacher_train_steps}
-        | {"checkpoint_every": 500, "ema_decay": 0.999, "ema_warmup": 100},
+        | {"checkpoint_every": 500, "ema_decay": 0.995, "ema_warmup": 100},
         teacher={"validation_prompts": []},
     )
     teacher = cache / "teacher"

@@ -140,6 +140,9 @@ def _fit_run(
     from audiox_turbo.train.trainer import Trainer
 
     trainer = Trainer(task, run.train, out, dataset, collate, run_config=to_dict(run), cpu=cpu)
+    if trainer.accelerator.is_main_process:
+        for note in trainer.ema_lag_notes(max_steps):
+            typer.echo(f"note: {note}")
     result = trainer.fit(max_steps=max_steps, resume=resume)
     if not trainer.accelerator.is_main_process:
         return

@@ -25,6 +25,18 @@ def ema_decay_at(update: int, decay: float, warmup: int) -> float:
     return decay * min(1.0, update / warmup)
 
 
+def early_half_share(decay: float, warmup: int, updates: int) -> float:
+    """Share of the average after `updates` updates that comes from the first half of them.
+
+    Π β over the second half: 0 when the average follows the weights, near 1 when it still
+    remembers where the run started (e.g. decay 0.999 with no warm-up over 400 updates: 0.82).
+    """
+    share = 1.0
+    for update in range(updates // 2, updates):
+        share *= ema_decay_at(update, decay, warmup)
+    return share
+
+
 class EMA:
     """Float32 shadow copy of the floating-point parameters and buffers of a module."""
 

@@ -29,7 +29,7 @@ from audiox_turbo.errors import AudioXError
 from audiox_turbo.train import checkpoint as ckpt
 from audiox_turbo.train import sharding
 from audiox_turbo.train.data_order import MicroBatches
-from audiox_turbo.train.ema import EMA
+from audiox_turbo.train.ema import EMA, early_half_share
 from audiox_turbo.train.run_config import TrainConfig
 from audiox_turbo.train.run_dir import RunPaths
 from audiox_turbo.train.run_log import RunLog, ThroughputWindow, progress_bar
@@ -188,6 +188,22 @@ class Trainer:
     def sharded(self) -> bool:
         """Whether trained networks are FSDP-sharded (parameters and optimiser state)."""
         return self.state.sharded
+
+    def ema_lag_notes(self, max_steps: int | None = None) -> list[str]:
+        """One line per EMA whose exported average would still lean on the run's first half
+        (more than half of it from there, e.g. a long decay with no warm-up on a short run)."""
+        steps, cfg = max_steps or self.config.max_steps, self.config
+        notes = []
+        for name in self.state.ema:
+            every = next(s.update_every for s in self.state.specs.values() if name in s.modules)
+            share = early_half_share(cfg.ema_decay, cfg.ema_warmup, steps // every)
+            if share > 0.5:
+                notes.append(
+                    f"EMA of {name} (decay {cfg.ema_decay:g}, warm-up {cfg.ema_warmup}) over "
+                    f"{steps // every} updates: {share:.0%} of the exported average comes from the "
+                    "run's first half; lower ema_decay, raise ema_warmup or train longer"
+                )
+        return notes
 
     def context(self) -> StepContext:
         """The step context for the current step."""
