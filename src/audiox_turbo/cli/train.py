@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from audiox_turbo.errors import AudioXError
+
 if TYPE_CHECKING:
     from audiox_turbo.train.run_config import RunConfig
 
@@ -72,7 +74,15 @@ def teacher(
     init = run.teacher.init_from or (run.model if _is_model_dir(run.model) else None)
     start = _pretrained(init) if init else None
     codec_source = run.teacher.codec_from
-    codec_model = _pretrained(codec_source).codec if codec_source else None
+    codec_model = None
+    if codec_source:
+        trained = _pretrained(codec_source)
+        if trained.config.codec != model_config.codec:
+            raise AudioXError(
+                f"teacher.codec_from {codec_source}: its codec ({trained.config.codec}) is not "
+                f"the one of model {run.model} ({model_config.codec})"
+            )
+        codec_model = trained.codec
     if codec_model is None and start is not None:
         codec_model = start.codec
     dataset, collate = _generative_dataset(run, data, model_config)

@@ -132,14 +132,22 @@ class RunConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
 
     def model_config(self) -> ModelConfig:
-        """The architecture: a preset, or the config.json of a model directory."""
+        """The architecture: a preset, the config.json of a model directory, or a model config
+        JSON file (a custom architecture, e.g. a preset's config.json edited)."""
         path = Path(self.model)
         if (path / "config.json").is_file():
-            return load_config(ModelConfig, path / "config.json")
+            path = path / "config.json"
+        elif not path.is_file():
+            try:
+                return preset(self.model)
+            except ValueError as e:
+                raise AudioXError(
+                    f"model {self.model!r}: not a model directory, nor a config file, and {e}"
+                ) from None
         try:
-            return preset(self.model)
-        except ValueError as e:
-            raise AudioXError(f"model {self.model!r}: not a model directory and {e}") from None
+            return load_config(ModelConfig, path)
+        except (FileNotFoundError, ValueError) as e:
+            raise AudioXError(str(e)) from None
 
 
 def load_run_config(path: str | os.PathLike[str]) -> RunConfig:

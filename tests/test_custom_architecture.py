@@ -1,0 +1,86 @@
+"""A custom architecture from a model config file, trained around a trained codec by the CLI
+(`"model": "custom.json"` + `teacher.codec_from`), with no Python API in between."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from audiox_turbo.cli.train import app
+from audiox_turbo.config import preset, to_dict
+from audiox_turbo.data.manifest import ClipRecord, write_manifest
+from audiox_turbo.errors import AudioXError
+from audiox_turbo.train.run_config import RunConfig
+from audiox_turbo.weights import read_safetensors
+
+
+@pytest.fixture
+def clips(tmp_path):
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(4):
+        sf.write(tmp_path / f"c{i}.wav", 0.1 * rng.standard_normal(16000, np.float32), 16000)
+        records.append(
+            ClipRecord(
+                id=f"c{i}",
+                audio=f"c{i}.wav",
+                captions=[f"clip {i}"],
+                duration=1.0,
+                sample_rate=16000,
+                channels=1,
+            )
+        )
+    write_manifest(tmp_path / "m.jsonl", records)
+    return tmp_path / "m.jsonl"
+
+
+def run_file(tmp_path, name: str, model: str, **teacher) -> str:
+    path = tmp_path / f"{name}.json"
+    train = {"batch_size": 2, "crop_seconds": 0.5, "num_workers": 0, "max_steps": 1}
+    teacher = {"validation_prompts": [], "validation_batch": 0, **teacher}
+    codec = {"validation_clips": 0}
+    path.write_text(
+        json.dumps({"model": model, "train": train, "teacher": teacher, "codec": codec})
+    )
+    return str(path)
+
+
+def test_teacher_around_a_trained_codec_of_a_custom_architecture(tmp_path, clips):
+    tiny = preset("tiny")
+    custom = dataclasses.replace(tiny, codec=dataclasses.replace(tiny.codec, channels=6))
+    (tmp_path / "custom.json").write_text(json.dumps(to_dict(custom)))
+    model = str(tmp_path / "custom.json")
+    runner = CliRunner()
+    codec_run = ["codec", "--config", run_file(tmp_path, "codec", model), "--data", str(clips)]
+    result = runner.invoke(app, [*codec_run, "--out", str(tmp_path / "codec")])
+    assert result.exit_code == 0, result.output
+    trained = tmp_path / "codec" / "model"
+    teacher_config = run_file(tmp_path, "teacher", model, codec_from=str(trained))
+    teacher_run = ["teacher", "--config", teacher_config, "--data", str(clips)]
+    result = runner.invoke(app, [*teacher_run, "--out", str(tmp_path / "teacher")])
+    assert result.exit_code == 0, result.output
+    exported = tmp_path / "teacher" / "model"
+    assert json.loads((exported / "config.json").read_text())["codec"]["channels"] == 6
+    codec_weights = read_safetensors(trained / "codec.safetensors")
+    for key, value in read_safetensors(exported / "codec.safetensors").items():
+        assert np.array_equal(value.numpy(), codec_weights[key].numpy()), key
+
+    mismatch = run_file(tmp_path, "mismatch", "tiny", codec_from=str(trained))
+    result = runner.invoke(
+        app, ["teacher", "--config", mismatch, "--data", str(clips), "--out", str(tmp_path / "x")]
+    )
+    assert isinstance(result.exception, AudioXError)
+    assert "codec_from" in str(result.exception) and "channels=6" in str(result.exception)
+
+
+def test_a_broken_model_config_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "bad.json").write_text(json.dumps({"name": "x", "denoiser": {"depth": "deep"}}))
+    with pytest.raises(AudioXError, match=r"bad\.json.*depth"):
+        RunConfig(model=str(tmp_path / "bad.json")).model_config()
+    with pytest.raises(AudioXError, match="not a model directory, nor a config file"):
+        RunConfig(model=str(tmp_path / "missing.json")).model_config()
