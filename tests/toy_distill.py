@@ -1,55 +1,46 @@
-"""Toy DMD distillation shared by the fast and the slow proofs: a 2-D Gaussian mixture.
+"""Toy DMD distillation through the product's own tasks and training loop: a 2-D mixture.
 
-Eight well-separated modes on a circle; the condition is one of four classes, each owning two
-opposite modes (so a conditional sample is still bimodal and mode collapse is observable), plus
-a learned null class for CFG. The teacher is trained by flow matching; student and fake score
-start from it; the teacher is frozen. Quality is the energy distance to the true mixture, with
-the mixture's side in closed form (so only the model's own samples add estimator noise).
+Eight well-separated modes on a circle; the condition is one of four classes (named by a
+caption, "class c"), each owning two opposite modes (so a conditional sample is still bimodal
+and mode collapse is observable); an absent caption is the learned null for CFG. The networks
+are toys behind the product's interfaces: `ToyConditioner` turns captions into `Conditions`
+(the class embedding as `pooled`), `ToyDenoiser` is an MLP per latent frame with the
+denoiser's call (x (B, 2, 1), t, cond, x_mask, return_features). The teacher is trained by
+`TeacherTask` and distilled by `DistillTask`, both run by the `Trainer`; the student is read
+back from the exported model folder and sampled by `sample_latents`, the path of `generate`.
 
-Distillation defaults: 5 critic updates per generator update and generator lr 3e-4 (with 2
-and 1e-3 the student scored 0.03-0.04 against its teacher's 0.021: the fake score lagged). The
-discriminator reads one 32-wide branch (kernel 1: the features are single tokens) on the last
-layer. The GAN draws its real samples, noise levels and noise from its own generator, so a
-GAN-on run sees the same DMD noise as the plain run of the same seed and the two differ only
-by the GAN term (seed 0, plain 0.0232: GAN-on 0.0297 on a shared stream, 0.0234 on its own).
+Quality is the energy distance to the true mixture, with the mixture's side in closed form
+(so only the model's own samples add estimator noise), and per-class mode coverage: the
+share of each class's samples on each of its two modes.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from audiox_turbo.distill.discriminator import (
-    DiscriminatorHead,
-    discriminator_logits,
-    gan_discriminator_loss,
-    gan_generator_loss,
-    sample_gan_timesteps,
+from audiox_turbo.conditioning.conditioner import Conditions, condition_dropout
+from audiox_turbo.conditioning.inputs import ConditionInputs
+from audiox_turbo.conditioning.tokens import ModalityTokens
+from audiox_turbo.config import (
+    CodecConfig,
+    ConditioningConfig,
+    DenoiserConfig,
+    ModelConfig,
+    SamplerDefaults,
+    load_config,
 )
-from audiox_turbo.distill.dmd import (
-    TwoTimescaleSchedule,
-    backward_simulate,
-    bind_condition,
-    bind_features,
-    distribution_matching_loss,
-    fake_score_loss,
-    sample_dmd_timesteps,
-)
-from audiox_turbo.flow import (
-    guided_velocity,
-    interpolate,
-    sample_euler,
-    sample_student,
-    student_timesteps,
-    teacher_timesteps,
-    velocity_target,
-    x0_from_velocity,
-)
+from audiox_turbo.flow.sampling import SamplerSettings
+from audiox_turbo.model.generation import sample_latents
+from audiox_turbo.train.run_config import DistillConfig, TeacherTrainingConfig, TrainConfig
+from audiox_turbo.train.student import DistillTask
+from audiox_turbo.train.teacher import TeacherTask
+from audiox_turbo.train.trainer import Trainer
+from audiox_turbo.weights import read_safetensors
 
 MODES = 8
 CLASSES = 4
@@ -57,7 +48,20 @@ NULL = CLASSES
 RADIUS = 4.0
 SIGMA = 0.25
 HIDDEN = 64
-GAN_STREAM = 1_000_003
+COND_DIM = 32
+CLASS_NAMES = tuple(f"class {c}" for c in range(CLASSES))
+TOY_CONFIG = ModelConfig(
+    name="toy",
+    codec=CodecConfig(latent_dim=2),
+    conditioning=ConditioningConfig(dim=COND_DIM),
+    denoiser=DenoiserConfig(dim=HIDDEN, text_dropout=0.15),
+    sampler=SamplerDefaults(steps=100, cfg=1.0),
+)
+DURATION = 1 / TOY_CONFIG.codec.latent_rate
+"""Seconds of one latent frame: every toy sample is a one-frame clip."""
+
+
+# ------------------------------------------------------------------------------ the mixture
 
 
 def mode_centres() -> Tensor:
@@ -111,172 +115,210 @@ def energy_distance_to_mixture(x: Tensor) -> float:
     return 2 * cross_term - mean_pairwise_distance(x) - mixture_self_distance()
 
 
-def mode_fractions(x: Tensor) -> Tensor:
-    """(MODES,) fraction of samples whose nearest centre is each mode."""
+def class_mode_shares(x: Tensor, labels: Tensor) -> Tensor:
+    """(CLASSES, 2) share of each class's samples x (n, 2) nearest to each of its two modes
+    (modes c and c + CLASSES); a row sums to the class's on-class share, ideally 0.5 + 0.5."""
     nearest = torch.cdist(x.double(), mode_centres()).argmin(1)
-    return torch.bincount(nearest, minlength=MODES).double() / len(x)
+    own_modes = torch.arange(CLASSES)[:, None] + torch.tensor([0, CLASSES])
+    return torch.stack(
+        [(nearest[labels == c, None] == own_modes[c]).double().mean(0) for c in range(CLASSES)]
+    )
 
 
-class ToyVelocityNet(nn.Module):
-    """Follows the distill protocol: net(x_t (B, 2), t (B,), labels (B,), return_features)."""
+# ------------------------------------------------------------------------------ the networks
+
+
+def toy_conditions(pooled: Tensor, frames: int) -> Conditions:
+    """`Conditions` carrying only `pooled` (B, COND_DIM): the other streams empty (one masked
+    token each) and no audio prompt."""
+    b, device = pooled.shape[0], pooled.device
+
+    def absent() -> ModalityTokens:
+        return ModalityTokens(
+            pooled.new_zeros(b, 1, COND_DIM),
+            torch.zeros(b, 1, dtype=torch.bool, device=device),
+            torch.zeros(b, dtype=torch.bool, device=device),
+        )
+
+    prompt = pooled.new_zeros(b, TOY_CONFIG.codec.latent_dim + 1, frames)
+    return Conditions(absent(), absent(), absent(), pooled, prompt)
+
+
+class ToyConditioner(nn.Module):
+    """The `Conditioner` call for captions "class c": a learned embedding per class, the null
+    (index NULL) where the caption is absent or dropped (train time, text_dropout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(CLASSES + 1, COND_DIM)
+
+    def forward(
+        self,
+        inputs: ConditionInputs,
+        frames: int,
+        duration: float,
+        drop: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Conditions:
+        """Conditions of inputs.batch_size samples; pooled (B, COND_DIM)."""
+        captions = inputs.text or [None] * inputs.batch_size
+        labels = torch.tensor([NULL if c is None else CLASS_NAMES.index(c) for c in captions])
+        if drop:
+            probabilities = (TOY_CONFIG.denoiser.text_dropout, 0.0, 0.0)
+            keep = condition_dropout(len(labels), probabilities, generator)[0]
+            labels = torch.where(keep, labels, NULL)
+        return toy_conditions(self.embedding(labels.to(self.embedding.weight.device)), frames)
+
+    def unconditional(self, batch_size: int, frames: int, duration: float) -> Conditions:
+        """Every sample null: the CFG unconditional branch."""
+        return self(ConditionInputs(batch_size), frames, duration)
+
+
+class ToyDenoiser(nn.Module):
+    """The `Denoiser` call on 2-D latents: an MLP per frame of x, the time and `cond.pooled`."""
 
     def __init__(self, hidden: int = HIDDEN) -> None:
         super().__init__()
-        self.hidden = hidden
-        self.label = nn.Embedding(CLASSES + 1, 32)
         self.register_buffer("freqs", torch.exp(torch.linspace(0.0, math.log(100.0), 8)))
         self.layers = nn.ModuleList(
-            [nn.Linear(2 + 16 + 32, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)]
+            [
+                nn.Linear(2 + 16 + COND_DIM, hidden),
+                nn.Linear(hidden, hidden),
+                nn.Linear(hidden, hidden),
+            ]
         )
         self.out = nn.Linear(hidden, 2)
 
     def forward(
-        self, x_t: Tensor, t: Tensor, labels: Tensor, return_features: bool = False
+        self,
+        x: Tensor,
+        t: Tensor,
+        cond: Conditions,
+        x_mask: Tensor | None = None,
+        return_features: bool = False,
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
-        """v (B, 2); features: one (B, 1, hidden) per hidden layer."""
+        """Velocity (B, 2, T) for x (B, 2, T) at t (B,); features: one (B, T, hidden) per layer."""
+        frames = x.shape[-1]
         angle = t[:, None] * self.freqs
-        h = torch.cat([x_t, angle.sin(), angle.cos(), self.label(labels)], dim=1)
+        per_sample = torch.cat([angle.sin(), angle.cos(), cond.pooled.to(x.dtype)], dim=1)
+        h = torch.cat([x.transpose(1, 2), per_sample[:, None].expand(-1, frames, -1)], dim=2)
         features = []
         for layer in self.layers:
             h = nn.functional.silu(layer(h))
-            features.append(h.unsqueeze(1))
-        v = self.out(h)
+            features.append(h)
+        v = self.out(h).transpose(1, 2)
         return (v, features) if return_features else v
 
 
-def train_teacher(
-    seed: int, steps: int, batch: int = 512, lr: float = 2e-3, hidden: int = HIDDEN
-) -> ToyVelocityNet:
-    """Conditional flow matching with 15% label dropout to the null class; frozen on return."""
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    net = ToyVelocityNet(hidden)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for _ in range(steps):
-        x0, labels = sample_mixture(batch, g)
-        labels = torch.where(torch.rand(batch, generator=g) < 0.15, NULL, labels)
-        eps = torch.randn(batch, 2, generator=g)
-        t = torch.rand(batch, generator=g)
-        loss = (net(interpolate(x0, eps, t), t, labels) - velocity_target(x0, eps)).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    return net.requires_grad_(False).eval()
+@dataclass
+class ToyModel:
+    """A trained toy teacher (the `TeacherModel` that `DistillTask` takes); no codec: the
+    latents are the points themselves."""
+
+    conditioner: ToyConditioner
+    denoiser: ToyDenoiser
+    config: ModelConfig = TOY_CONFIG
+    codec: nn.Module = field(default_factory=nn.Identity)
 
 
-@dataclass(frozen=True)
-class DistillSettings:
-    iterations: int = 5000
-    batch: int = 512
-    critic_updates: int = 5
-    teacher_cfg: float = 1.0
-    generator_lr: float = 3e-4
-    critic_lr: float = 1e-3
-    dmd_t_min: float = 0.02
-    dmd_t_max: float = 0.98
-    dmd_shift: float = 1.0
-    gan_weight: float = 0.0
-    gan_critic_weight: float = 1.0
-    gan_max_t: float = 0.2
-    head_kernel: int = 1
-    ema_decay: float = 0.99
+# ------------------------------------------------------------------------------ data and runs
 
 
-def distil(
-    teacher: ToyVelocityNet, settings: DistillSettings, seed: int
-) -> tuple[ToyVelocityNet, dict[str, int]]:
-    """DMD with backward simulation and two-time-scale updates; returns the EMA student, counts."""
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    gan_g = torch.Generator().manual_seed(GAN_STREAM + seed)
-    student, fake, ema = (copy.deepcopy(teacher) for _ in range(3))
-    student.requires_grad_(True).train()
-    fake.requires_grad_(True).train()
-    head = DiscriminatorHead(
-        teacher.hidden, layers=(-1,), hidden=32, kernel_size=settings.head_kernel
+class MixtureClips(torch.utils.data.Dataset):
+    """n points of the mixture as one-frame latent clips captioned with their class name."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.x, self.labels = sample_mixture(n, torch.Generator().manual_seed(seed))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return self.x[i], int(self.labels[i])
+
+
+def collate_clips(items: list[tuple[Tensor, int]]) -> dict:
+    """A batch in the pre-encoded latent format the tasks read: latents (B, 2, 1), masks,
+    no audio prompt, captions as `conditions`."""
+    x = torch.stack([p for p, _ in items])[:, :, None]
+    b = len(items)
+    return {
+        "latents": x,
+        "latent_mask": torch.ones(b, 1, dtype=torch.bool),
+        "prompt_mask": torch.zeros(b, 1, dtype=torch.bool),
+        "audio_prompt_present": torch.zeros(b, dtype=torch.bool),
+        "conditions": ConditionInputs(b, text=[CLASS_NAMES[c] for _, c in items]),
+    }
+
+
+def toy_train_config(steps: int, seed: int, **overrides: object) -> TrainConfig:
+    """Trainer settings of the toy runs: batch 512, no weight decay, clipping, warm-up or
+    periodic checkpoints; every step logged."""
+    base: dict = dict(
+        batch_size=512,
+        weight_decay=0.0,
+        warmup_steps=0,
+        grad_clip=0.0,
+        max_steps=steps,
+        checkpoint_every=0,
+        log_every=0,
+        sample_every=0,
+        num_workers=0,
+        ema_warmup=0,
+        seed=seed,
     )
-    gen_opt = torch.optim.Adam(student.parameters(), lr=settings.generator_lr)
-    critic_opt = torch.optim.Adam([*fake.parameters(), *head.parameters()], lr=settings.critic_lr)
-    schedule = TwoTimescaleSchedule(settings.critic_updates)
-    _, generator_updates = schedule.counts(settings.iterations)
-    gen_decay = torch.optim.lr_scheduler.CosineAnnealingLR(gen_opt, generator_updates)
-    steps = student_timesteps(4)
-    use_gan = settings.gan_weight > 0
-    counts = {"critic": 0, "generator": 0}
-    b = settings.batch
-
-    def dmd_timesteps() -> Tensor:
-        return sample_dmd_timesteps(
-            b, settings.dmd_t_min, settings.dmd_t_max, settings.dmd_shift, generator=g
-        )
-
-    for iteration in range(settings.iterations):
-        labels = torch.randint(0, CLASSES, (b,), generator=g)
-        student_fn = bind_condition(student, labels)
-        fake_fn = bind_condition(fake, labels)
-        k = int(torch.randint(0, len(steps), (1,), generator=g))
-        x_t, t_k = backward_simulate(student_fn, torch.randn(b, 2, generator=g), steps, k, g)
-
-        with torch.no_grad():
-            x_fake = x0_from_velocity(x_t, t_k, student_fn(x_t, t_k))
-        critic_loss = fake_score_loss(
-            fake_fn, x_fake, dmd_timesteps(), torch.randn(b, 2, generator=g)
-        )
-        if use_gan:
-            x_real, real_labels = sample_mixture(b, gan_g)
-            t_gan = sample_gan_timesteps(b, settings.gan_max_t, gan_g).repeat(2)
-            logits_real, logits_fake = discriminator_logits(
-                bind_features(fake, torch.cat([real_labels, labels])),
-                head,
-                torch.cat([x_real, x_fake]),
-                t_gan,
-                torch.randn(2 * b, 2, generator=gan_g),
-            ).chunk(2)
-            critic_loss = critic_loss + settings.gan_critic_weight * gan_discriminator_loss(
-                logits_real, logits_fake
-            )
-        critic_opt.zero_grad()
-        critic_loss.backward()
-        critic_opt.step()
-        counts["critic"] += 1
-
-        if not schedule.updates_generator(iteration):
-            continue
-        x = x0_from_velocity(x_t, t_k, student_fn(x_t, t_k))
-        pair = torch.cat([labels, torch.full_like(labels, NULL)])
-        real_fn = guided_velocity(partial(teacher, labels=pair), settings.teacher_cfg)
-        gen_loss = distribution_matching_loss(
-            x, real_fn, fake_fn, dmd_timesteps(), torch.randn(b, 2, generator=g)
-        )
-        if use_gan:
-            t_gan = sample_gan_timesteps(b, settings.gan_max_t, gan_g)
-            logits = discriminator_logits(
-                bind_features(fake, labels), head, x, t_gan, torch.randn(b, 2, generator=gan_g)
-            )
-            gen_loss = gen_loss + settings.gan_weight * gan_generator_loss(logits)
-        gen_opt.zero_grad()
-        gen_loss.backward()
-        gen_opt.step()
-        gen_decay.step()
-        counts["generator"] += 1
-        with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), student.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - settings.ema_decay)
-    return ema, counts
+    return TrainConfig(**(base | overrides))
 
 
-def generate(net: nn.Module, method: str, steps: int, n: int, seed: int) -> Tensor:
-    """n conditional samples (n, 2), classes exactly balanced, CFG off.
+def train_teacher(seed: int, steps: int, run: Path, lr: float = 2e-3) -> ToyModel:
+    """Flow matching by `TeacherTask` (uniform t, cosine lr, text dropout to the null); the
+    raw (not EMA) weights, frozen."""
+    torch.manual_seed(seed)
+    model = ToyModel(ToyConditioner(), ToyDenoiser())
+    cfg = toy_train_config(steps, seed, lr=lr, schedule="cosine", timestep_sampler="uniform")
+    task = TeacherTask(
+        TOY_CONFIG,
+        cfg,
+        TeacherTrainingConfig(validation_prompts=()),
+        codec=model.codec,
+        conditioner=model.conditioner,
+        denoiser=model.denoiser,
+    )
+    data = MixtureClips(steps * cfg.batch_size, seed)
+    Trainer(task, cfg, run, data, collate_clips, progress=False, cpu=True).fit()
+    model.conditioner.requires_grad_(False).eval()
+    model.denoiser.requires_grad_(False).eval()
+    return model
 
-    method "student": the few-step DMD sampler; "euler": the teacher's Euler ODE.
-    """
-    g = torch.Generator().manual_seed(seed)
+
+def distill_trainer(
+    teacher: ToyModel, settings: DistillConfig, steps: int, seed: int, run: Path, batch: int = 512
+) -> Trainer:
+    """A `Trainer` running `DistillTask` on `teacher` for `steps` steps (cosine lr, EMA 0.99 of
+    the student); `fit` exports the student to run/model."""
+    cfg = toy_train_config(steps, seed, batch_size=batch, schedule="cosine", ema_decay=0.99)
+    task = DistillTask(teacher, cfg, settings, seed=seed)
+    data = MixtureClips(64 * batch, seed)
+    return Trainer(task, cfg, run, data, collate_clips, progress=False, cpu=True)
+
+
+def exported_student(model_dir: Path) -> tuple[ToyDenoiser, SamplerSettings]:
+    """The (EMA) student of an exported model folder, frozen, and the sampler its config names."""
+    sampler = load_config(ModelConfig, model_dir / "config.json").sampler
+    student = ToyDenoiser()
+    student.load_state_dict(read_safetensors(model_dir / "denoiser.safetensors"))
+    settings = SamplerSettings(sampler.method, sampler.steps, sampler.cfg, sampler.shift)
+    return student.requires_grad_(False).eval(), settings
+
+
+def generate(
+    denoiser: nn.Module, conditioner: ToyConditioner, settings: SamplerSettings, n: int, seed: int
+) -> tuple[Tensor, Tensor]:
+    """n samples (n, 2) by `sample_latents` (the path of `generate`), classes exactly
+    balanced, and their class labels (n,)."""
     labels = torch.arange(n) % CLASSES
-    noise = torch.randn(n, 2, generator=g)
-    velocity = bind_condition(net, labels)
+    inputs = ConditionInputs(n, text=[CLASS_NAMES[c] for c in labels])
     with torch.no_grad():
-        if method == "student":
-            return sample_student(velocity, noise, student_timesteps(steps), g)
-        return sample_euler(velocity, noise, teacher_timesteps(steps))
+        cond = conditioner(inputs, 1, DURATION)
+        latents, _ = sample_latents(denoiser, conditioner, cond, settings, seed, DURATION)
+    return latents[..., 0], labels
