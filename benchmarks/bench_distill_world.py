@@ -1,9 +1,10 @@
 """World distillation benchmark: does the 4-step student beat its teacher's own 4 steps?
 
-From a fixed small world (synthetic sources, audio only) the script trains, once, a codec and a
-teacher (cached under --cache; every stage resumes and is skipped when done), distils the
-teacher with the product's `distill` command and scores, with the shipped world judge on a
-balanced prompt set (the same number of text prompts for every class of the world):
+The `distill-world` recipe (`audiox-turbo recipe`, src/audiox_turbo/recipe.py) trains, once, a
+small world's codec and teacher (cached under --cache; every stage is skipped when done and
+resumed when interrupted) and distils the teacher into a student per --tag; the script then
+scores, with the shipped world judge on a balanced prompt set (the same number of text prompts
+for every class of the world):
 
 - teacher, `--teacher-steps` Euler steps with CFG (the multi-step reference),
 - teacher, 4 Euler steps with CFG,
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,195 +30,45 @@ from audiox_turbo.atomic import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "distill_world.json"
-CLI = [sys.executable, "-m", "audiox_turbo"]
 SEED = 0
-DURATION = 4.0
-TRAIN_CLIPS = 800
-TEST_CLIPS = 480
-COMMON_TRAIN = {
-    "betas": [0.9, 0.999],
-    "weight_decay": 0.01,
-    "schedule": "constant",
-    "grad_accum": 1,
-    "grad_clip": 1.0,
-    "precision": "fp32",
-    "crop_seconds": 2.0,
-    "keep_checkpoints": 2,
-    "log_every": 50,
-    "sample_every": 0,
-    "num_workers": 0,
-    "seed": SEED,
-}
 
 
-def model_config() -> Any:
-    """The benchmark's architecture: the tiny preset with a 16-channel codec and a 128 × 4
-    denoiser (about 3 M parameters in all)."""
+def bench_recipe(args: argparse.Namespace) -> Any:
+    """The `distill-world` recipe (audiox_turbo/recipe.py) with this run's stage budgets and
+    distillation settings."""
     import dataclasses
 
-    from audiox_turbo.config import preset
+    from audiox_turbo.config import from_dict, to_dict
+    from audiox_turbo.recipe import distill_world_recipe
+    from audiox_turbo.train.run_config import DistillConfig
 
-    tiny = preset("tiny")
+    base = distill_world_recipe()
+
+    def budget(run: Any, **train: Any) -> Any:
+        return dataclasses.replace(run, train=dataclasses.replace(run.train, **train))
+
+    settings = to_dict(base.distill.distill) | json.loads(args.distill_settings)
+    distill = budget(base.distill, max_steps=args.distill_steps, batch_size=args.distill_batch)
     return dataclasses.replace(
-        tiny,
-        name="distill_world",
-        codec=dataclasses.replace(tiny.codec, channels=16),
-        conditioning=dataclasses.replace(tiny.conditioning, dim=64, heads=4),
-        denoiser=dataclasses.replace(tiny.denoiser, dim=128, depth=4, heads=4),
-        sampler=dataclasses.replace(tiny.sampler, steps=25, cfg=3.0),
+        base,
+        codec=budget(base.codec, max_steps=args.codec_steps),
+        teacher=budget(base.teacher, max_steps=args.teacher_train_steps),
+        distill=dataclasses.replace(distill, distill=from_dict(DistillConfig, settings)),
     )
 
 
-def run_json(path: Path, model: Path, train: dict[str, Any], **sections: Any) -> Path:
-    """Write a run config (model dir + train section + task sections) and return its path."""
-    write_json_atomic(path, {"model": str(model), "train": {**COMMON_TRAIN, **train}, **sections})
-    return path
+def build(cache: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """World, codec, latents, teacher and this tag's student under `cache` (each stage
+    skipped when done, resumed when interrupted)."""
+    from audiox_turbo.recipe import Recipe
 
-
-def stage(name: str, done: Path, command: list[str], times: dict[str, float]) -> None:
-    """Run one CLI stage unless its output exists; record its wall time."""
-    if done.exists():
-        print(f"[{name}] cached: {done}")
-        return
-    print(f"[{name}] {' '.join(command[3:])}", flush=True)
-    start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT)
-    times[name] = time.perf_counter() - start
-
-
-def build(cache: Path, args: argparse.Namespace, times: dict[str, float]) -> dict[str, Path]:
-    """World, codec, latents, teacher and student under `cache`; each stage resumes."""
-    from audiox_turbo.pipeline import AudioXTurbo
-
-    world = cache / "world"
-    for split, clips in (("train", TRAIN_CLIPS), ("test", TEST_CLIPS)):
-        stage(
-            f"world {split}",
-            world / f"{split}.jsonl",
-            [
-                *CLI,
-                "data",
-                "world",
-                "--out",
-                str(world),
-                "--clips",
-                str(clips),
-                "--split",
-                split,
-                "--seed",
-                str(SEED),
-                "--duration",
-                str(DURATION),
-                "--video-fraction",
-                "0",
-                "--sources",
-                "synthetic",
-            ],
-            times,
-        )
-    init = cache / "init"
-    if not (init / "config.json").exists():
-        AudioXTurbo.from_config(model_config(), seed=SEED).save_pretrained(init)
-    codec_run = run_json(
-        cache / "codec.json",
-        init,
-        {"batch_size": 8, "lr": 1e-3, "warmup_steps": 0, "max_steps": args.codec_steps}
-        | {"checkpoint_every": 200, "ema_decay": 0.99, "ema_warmup": 100},
-        codec={"adversarial_start": 10**9, "validation_clips": 2},
-    )
-    codec = cache / "codec"
-    stage(
-        "codec",
-        codec / "model" / "config.json",
-        [
-            *CLI,
-            "train",
-            "codec",
-            "--config",
-            str(codec_run),
-            "--data",
-            str(world / "train.jsonl"),
-            "--out",
-            str(codec),
-            "--cpu",
-            "--resume",
-        ],
-        times,
-    )
-    latents = cache / "latents"
-    stage(
-        "latents",
-        latents / "index.json",
-        [
-            *CLI,
-            "data",
-            "encode",
-            str(world / "train.jsonl"),
-            "--out",
-            str(latents),
-            "--model",
-            str(codec / "model"),
-            "--device",
-            "cpu",
-        ],
-        times,
-    )
-    teacher_run = run_json(
-        cache / "teacher.json",
-        codec / "model",
-        {"batch_size": 16, "lr": 1e-3, "warmup_steps": 100, "max_steps": args.teacher_train_steps}
-        | {"checkpoint_every": 500, "ema_decay": 0.995, "ema_warmup": 100},
-        teacher={"validation_prompts": []},
-    )
-    teacher = cache / "teacher"
-    stage(
-        "teacher",
-        teacher / "model" / "config.json",
-        [
-            *CLI,
-            "train",
-            "teacher",
-            "--config",
-            str(teacher_run),
-            "--data",
-            str(latents),
-            "--out",
-            str(teacher),
-            "--cpu",
-            "--resume",
-        ],
-        times,
-    )
-    distill_run = run_json(
-        cache / f"distill_{args.tag}.json",
-        teacher / "model",
-        {"batch_size": args.distill_batch, "lr": 1e-4, "warmup_steps": 0}
-        | {"max_steps": args.distill_steps}
-        | {"checkpoint_every": 200, "ema_decay": 0.99, "ema_warmup": 50},
-        teacher={"validation_prompts": []},
-        distill=json.loads(args.distill_settings),
-    )
-    student = cache / f"distill_{args.tag}"
-    stage(
-        "distill",
-        student / "model" / "config.json",
-        [
-            *CLI,
-            "distill",
-            "--teacher",
-            str(teacher / "model"),
-            "--config",
-            str(distill_run),
-            "--data",
-            str(latents),
-            "--out",
-            str(student),
-            "--cpu",
-            "--resume",
-        ],
-        times,
-    )
-    return {"world": world, "teacher": teacher / "model", "student": student / "model"}
+    student = f"distill_{args.tag}"
+    Recipe(bench_recipe(args), cache, student=student).run(until="distill")
+    return {
+        "world": cache / "world",
+        "teacher": cache / "teacher/model",
+        "student": cache / student / "model",
+    }
 
 
 def balanced_prompts(world: Path, per_class: int) -> dict[str, list[Any]]:
@@ -335,10 +184,11 @@ def main() -> None:
     parser.add_argument("--cfg", type=float, default=3.0, help="Teacher CFG when scoring.")
     parser.add_argument("--teacher-steps", type=int, default=25, help="Multi-step reference.")
     args = parser.parse_args()
-    times: dict[str, float] = {}
-    paths = build(args.cache, args, times)
+    paths = build(args.cache, args)
     start = time.perf_counter()
     rows, classes = score(paths, args.cache, args)
+    recorded = args.cache / "stage_seconds.json"  # written by the recipe as its stages run
+    times = json.loads(recorded.read_text()) if recorded.is_file() else {}
     times["score"] = time.perf_counter() - start
     result = {
         "machine": "2-core CPU, shared with other jobs while it ran",

@@ -20,7 +20,7 @@ LAYERS = {
     **dict.fromkeys(("model_dir", "eval"), 6),
     **dict.fromkeys(("pipeline", "train"), 7),
     "loader": 8,
-    "serve": 9,
+    **dict.fromkeys(("serve", "recipe"), 9),
     "cli": 10,
     **dict.fromkeys(("__init__", "__main__"), 11),
 }

@@ -23,6 +23,7 @@ def _register_subcommands() -> None:
     from audiox_turbo.cli.convert import app as official_app
     from audiox_turbo.cli.data import app as data_app
     from audiox_turbo.cli.eval import bench_command, benchmark_app, eval_command, judge_app
+    from audiox_turbo.cli.recipe import recipe_command
     from audiox_turbo.cli.serve import serve
     from audiox_turbo.cli.train import app as train_app
     from audiox_turbo.cli.train import distill
@@ -36,6 +37,7 @@ def _register_subcommands() -> None:
     app.command(name="distill", help="Distil a teacher into a 4-step student.")(distill)
     app.add_typer(official_app, name="convert", help="Convert other projects' checkpoints.")
     app.command(name="serve", help="Serve a model over HTTP (API + web page).")(serve)
+    app.command(name="recipe", help="Train a whole model: world to benchmark.")(recipe_command)
 
 
 _register_subcommands()

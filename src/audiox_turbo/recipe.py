@@ -1,0 +1,349 @@
+"""A whole model from nothing: world → codec → latents → teacher → student → benchmark.
+
+Each stage is one `audiox-turbo` command in a child process (the commands a user would type,
+so a stage's memory is freed when it ends), skipped when its output exists and resumed
+(`--resume`) when a previous run was interrupted. A recipe is one frozen `RecipeConfig`,
+written as `recipe.json` in the output folder; training curves go to `curves/<stage>.png`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audiox_turbo.atomic import write_json_atomic
+from audiox_turbo.config import ModelConfig, from_dict, preset, to_dict
+from audiox_turbo.errors import AudioXError
+from audiox_turbo.train.run_config import RunConfig, TrainConfig
+
+STAGES = ("world", "codec", "latents", "teacher", "distill", "benchmark")
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """The embedded world the recipe trains on (`audiox-turbo data world`)."""
+
+    train_clips: int = 800
+    test_clips: int = 240
+    duration: float = 4.0
+    sources: str = "auto"
+    video_fraction: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """`audiox-turbo benchmark world` of the teacher (multi-step, CFG) and of the student."""
+
+    clips_per_task: int = 8
+    teacher_steps: int = 50
+    teacher_cfg: float = 3.0
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """Architecture (a preset or a model config) and the settings of every stage."""
+
+    name: str = "custom"
+    model: ModelConfig = field(default_factory=lambda: preset("tiny"))
+    world: WorldSpec = field(default_factory=WorldSpec)
+    codec: RunConfig = field(default_factory=RunConfig)
+    teacher: RunConfig = field(default_factory=RunConfig)
+    distill: RunConfig = field(default_factory=RunConfig)
+    benchmark: BenchmarkSpec = field(default_factory=BenchmarkSpec)
+
+
+def _quick(**train: Any) -> TrainConfig:
+    base = TrainConfig(warmup_steps=0, schedule="constant", num_workers=0, sample_every=0)
+    return dataclasses.replace(base, **train)
+
+
+def tiny_recipe() -> RecipeConfig:
+    """Every stage at toy size (seconds on a CPU): what the tests run end to end."""
+    train = _quick(batch_size=2, crop_seconds=0.5, max_steps=2, log_every=1, ema_warmup=0)
+    return RecipeConfig(
+        name="tiny",
+        world=WorldSpec(train_clips=8, test_clips=8, duration=1.0, sources="synthetic"),
+        codec=RunConfig(train=train),
+        teacher=RunConfig(train=train),
+        distill=RunConfig(train=train),
+        benchmark=BenchmarkSpec(clips_per_task=1, teacher_steps=2),
+    )
+
+
+def distill_world_recipe() -> RecipeConfig:
+    """The world distillation benchmark's chain (benchmarks/bench_distill_world.py): the tiny
+    preset with a 16-channel codec and a 128 × 4 denoiser on 800 synthetic 4 s clips."""
+    tiny = preset("tiny")
+    model = dataclasses.replace(
+        tiny,
+        name="distill_world",
+        codec=dataclasses.replace(tiny.codec, channels=16),
+        conditioning=dataclasses.replace(tiny.conditioning, dim=64, heads=4),
+        denoiser=dataclasses.replace(tiny.denoiser, dim=128, depth=4, heads=4),
+        sampler=dataclasses.replace(tiny.sampler, steps=25, cfg=3.0),
+    )
+    common = dict(weight_decay=0.01, crop_seconds=2.0, keep_checkpoints=2, log_every=50)
+    codec = _quick(**common, batch_size=8, lr=1e-3, max_steps=800, checkpoint_every=200)
+    codec = dataclasses.replace(codec, ema_decay=0.99, ema_warmup=100)
+    teacher = _quick(**common, batch_size=16, lr=1e-3, max_steps=2000, checkpoint_every=500)
+    teacher = dataclasses.replace(teacher, warmup_steps=100, ema_decay=0.995, ema_warmup=100)
+    distill = _quick(**common, batch_size=8, lr=1e-4, max_steps=600, checkpoint_every=200)
+    distill = dataclasses.replace(distill, ema_decay=0.99, ema_warmup=50)
+    no_prompts = {"validation_prompts": ()}
+    return RecipeConfig(
+        name="distill-world",
+        model=model,
+        world=WorldSpec(train_clips=800, test_clips=480, duration=4.0, sources="synthetic"),
+        codec=from_dict(
+            RunConfig, {"train": to_dict(codec), "codec": {"adversarial_start": 10**9}}
+        ),
+        teacher=from_dict(RunConfig, {"train": to_dict(teacher), "teacher": no_prompts}),
+        distill=from_dict(
+            RunConfig,
+            {
+                "train": to_dict(distill),
+                "teacher": no_prompts,
+                "distill": {"teacher_cfg": 3.0, "critic_updates": 2, "critic_lr": 2e-4}
+                | {"generator_lr": 1e-4},
+            },
+        ),
+        benchmark=BenchmarkSpec(clips_per_task=8, teacher_steps=25, teacher_cfg=3.0),
+    )
+
+
+RECIPES: dict[str, Callable[[], RecipeConfig]] = {
+    "tiny": tiny_recipe,
+    "distill-world": distill_world_recipe,
+}
+
+
+def recipe(name_or_path: str) -> RecipeConfig:
+    """A named recipe or a recipe JSON file; anything else is a one-line AudioXError."""
+    if name_or_path in RECIPES:
+        return RECIPES[name_or_path]()
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise AudioXError(
+            f"recipe {name_or_path!r}: not a file nor one of {', '.join(sorted(RECIPES))}"
+        )
+    try:
+        return from_dict(RecipeConfig, json.loads(path.read_text()))
+    except (ValueError, json.JSONDecodeError) as e:
+        raise AudioXError(f"{path}: {e}") from None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One command of the recipe: done when `output` exists."""
+
+    name: str
+    output: Path
+    commands: tuple[tuple[str, ...], ...]
+
+
+class Recipe:
+    """The stages of `config` under `out` (see the module docstring); `student` names the
+    distillation's run folder, so that several students of one teacher can share a recipe."""
+
+    def __init__(
+        self, config: RecipeConfig, out: Path, device: str = "cpu", student: str = "distill"
+    ) -> None:
+        self.config, self.out, self.device, self.student = config, Path(out), device, student
+
+    def path(self, *parts: str) -> Path:
+        return self.out.joinpath(*parts)
+
+    def stages(self) -> list[Stage]:
+        """The stage list; writes the run JSONs every training stage reads."""
+        c, w, b = self.config, self.config.world, self.config.benchmark
+        cpu = ("--cpu",) if self.device == "cpu" else ()
+        world, latents = str(self.path("world")), str(self.path("latents"))
+        train_clips, test_clips = f"{world}/train.jsonl", f"{world}/test.jsonl"
+        codec_model, teacher_model = (
+            str(self.path("codec", "model")),
+            str(self.path("teacher", "model")),
+        )
+        model_json = self._write("model.json", to_dict(c.model))
+        teacher_section = dataclasses.replace(c.teacher.teacher, codec_from=codec_model)
+        codec_run = self._run_json("codec", c.codec, model_json)
+        teacher_run = self._run_json(
+            "teacher", dataclasses.replace(c.teacher, teacher=teacher_section), model_json
+        )
+        distill_run = self._run_json(self.student, c.distill, teacher_model)
+        make_world = tuple(
+            (
+                *("data", "world", "--out", world, "--clips", str(clips), "--split", split),
+                *("--seed", str(w.seed), "--duration", str(w.duration), "--sources", w.sources),
+                *("--video-fraction", str(w.video_fraction)),
+            )
+            for split, clips in (("test", w.test_clips), ("train", w.train_clips))
+        )
+        frozen_text = c.model.conditioning.text_encoder in ("minilm", "t5")
+        encode = (
+            *("data", "encode", train_clips, "--out", latents, "--model", codec_model),
+            *("--device", self.device, *(("--text",) if frozen_text else ())),
+        )
+        guided = ("--steps", str(b.teacher_steps), "--cfg", str(b.teacher_cfg))
+        benchmark = tuple(
+            (
+                *("benchmark", "world", "--model", str(self.path(run, "model"))),
+                *("--data", test_clips, "--clips", str(b.clips_per_task), "--device", self.device),
+                *("--out", str(self.path("benchmark", run)), *extra),
+            )
+            for run, extra in (("teacher", guided), (self.student, ()))
+        )
+        train = ("--resume", *cpu)
+        return [
+            Stage("world", self.path("world", "train.jsonl"), make_world),
+            Stage(
+                "codec",
+                self.path("codec", "model", "config.json"),
+                (
+                    (
+                        "train",
+                        "codec",
+                        "--config",
+                        codec_run,
+                        "--data",
+                        train_clips,
+                        "--out",
+                        str(self.path("codec")),
+                        *train,
+                    ),
+                ),
+            ),
+            Stage("latents", self.path("latents", "index.json"), (encode,)),
+            Stage(
+                "teacher",
+                self.path("teacher", "model", "config.json"),
+                (
+                    (
+                        "train",
+                        "teacher",
+                        "--config",
+                        teacher_run,
+                        "--data",
+                        latents,
+                        "--out",
+                        str(self.path("teacher")),
+                        *train,
+                    ),
+                ),
+            ),
+            Stage(
+                "distill",
+                self.path(self.student, "model", "config.json"),
+                (
+                    (
+                        "distill",
+                        "--teacher",
+                        teacher_model,
+                        "--config",
+                        distill_run,
+                        "--data",
+                        latents,
+                        "--out",
+                        str(self.path(self.student)),
+                        *train,
+                    ),
+                ),
+            ),
+            Stage("benchmark", self.path("benchmark", "summary.json"), benchmark),
+        ]
+
+    def run(self, until: str | None = None, echo: Callable[[str], None] = print) -> None:
+        """Run the stages in order (up to `until`), skipping those already done."""
+        if until is not None and until not in STAGES:
+            raise AudioXError(f"--until {until!r}: not one of {', '.join(STAGES)}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path("recipe.json"), to_dict(self.config))
+        stages = self.stages()
+        for i, stage in enumerate(stages, start=1):
+            run = self.student if stage.name == "distill" else stage.name
+            if stage.output.exists():
+                echo(f"[{i}/{len(stages)}] {stage.name}: done ({stage.output})")
+            else:
+                echo(f"[{i}/{len(stages)}] {stage.name} ...")
+                start = time.perf_counter()
+                for command in stage.commands:
+                    self._command(stage.name, command)
+                if stage.name == "benchmark":
+                    self._summarise()
+                self._record_time(run, time.perf_counter() - start)
+                echo(f"[{i}/{len(stages)}] {stage.name}: {time.perf_counter() - start:.0f} s")
+            if stage.name in ("codec", "teacher", "distill"):
+                plot_curves(self.path(run, "logs", "metrics.jsonl"), self.path("curves"))
+            if stage.name == until:
+                return
+
+    def _command(self, stage: str, command: tuple[str, ...]) -> None:
+        result = subprocess.run([sys.executable, "-m", "audiox_turbo", *command], check=False)
+        if result.returncode != 0:
+            raise AudioXError(
+                f"recipe stage {stage}: `audiox-turbo {' '.join(command[:2])}` exited with "
+                f"{result.returncode}; run the recipe again to resume"
+            )
+
+    def _write(self, name: str, data: dict[str, Any]) -> str:
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path(name), data)
+        return str(self.path(name))
+
+    def _run_json(self, stage: str, run: RunConfig, model: str) -> str:
+        return self._write(f"{stage}.json", to_dict(dataclasses.replace(run, model=model)))
+
+    def _record_time(self, stage: str, seconds: float) -> None:
+        times_path = self.path("stage_seconds.json")
+        times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+        write_json_atomic(times_path, times | {stage: round(seconds, 1)})
+
+    def _summarise(self) -> None:
+        """benchmark/summary.json: the `all` row of the teacher and of the student."""
+        rows = {}
+        for name, run in (("teacher", "teacher"), ("student", self.student)):
+            report = json.loads(self.path("benchmark", run, "world_benchmark.json").read_text())
+            rows[name] = next(r for r in report["rows"] if r["task"] == "all")
+        write_json_atomic(self.path("benchmark", "summary.json"), rows)
+
+
+def plot_curves(metrics: Path, out_dir: Path) -> Path | None:
+    """`out_dir/<run>.png`: every logged loss of a run's metrics.jsonl against its step
+    (None when there is no log yet or matplotlib is missing)."""
+    if not metrics.is_file():
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    series: dict[str, list[tuple[int, float]]] = {}
+    for line in metrics.read_text().splitlines():
+        row = json.loads(line)
+        for key, value in row.items():
+            skip = key in ("step", "student_step") or key.endswith("/student_step")
+            logged = not skip and not key.startswith(("perf/", "lr/", "grad_norm/"))
+            if logged and isinstance(value, int | float):
+                series.setdefault(key, []).append((row["step"], float(value)))
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key, points in sorted(series.items()):
+        ax.plot(*zip(*points, strict=True), label=key, linewidth=1)
+    ax.set(xlabel="step", ylabel="loss", title=metrics.parent.parent.name)
+    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.legend(fontsize=7, ncol=2)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{metrics.parent.parent.name}.png"
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
