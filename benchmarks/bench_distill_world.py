@@ -21,6 +21,7 @@ class takes more than twice its fair share of the student's outputs).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -96,11 +97,13 @@ def score(
     """The three rows (teacher multi-step, teacher 4 steps, student 4 steps; all prompts) and
     the number of classes prompted."""
     from audiox_turbo.data.world.labels import class_label
-    from audiox_turbo.eval.judge import load_judge_embedder
+    from audiox_turbo.eval.judge import load_judge_embedder, shipped_judge_dir
     from audiox_turbo.eval.world_benchmark import run_world_benchmark
     from audiox_turbo.loader import load
 
     judge = load_judge_embedder(None)
+    weights = (shipped_judge_dir() / "judge.safetensors").read_bytes()
+    judge_id = hashlib.sha256(weights).hexdigest()[:12]  # cached teacher rows are per judge
     prompts = balanced_prompts(paths["world"], args.per_class)
     classes = {class_label(p.record.labels) for task in prompts.values() for p in task}
     multi = f"teacher {args.teacher_steps} Euler, CFG {args.cfg:g}"
@@ -112,7 +115,7 @@ def score(
     rows = []
     for label, model, method, steps, cfg in runs:
         # the teacher's rows depend only on the cached teacher: scored once, then reused
-        folder = "teacher" if method == "euler" else args.tag
+        folder = f"teacher_judge-{judge_id}" if method == "euler" else args.tag
         out = cache / "scores" / folder / label.replace(" ", "_").replace(",", "")
         if method == "euler" and (out / "row.json").is_file():
             rows.append(json.loads((out / "row.json").read_text()))
