@@ -294,9 +294,10 @@ def train_teacher(seed: int, steps: int, run: Path, lr: float = 2e-3) -> ToyMode
 def distill_trainer(
     teacher: ToyModel, settings: DistillConfig, steps: int, seed: int, run: Path, batch: int = 512
 ) -> Trainer:
-    """A `Trainer` running `DistillTask` on `teacher` for `steps` steps (cosine lr, EMA 0.99 of
-    the student); `fit` exports the student to run/model."""
-    cfg = toy_train_config(steps, seed, batch_size=batch, schedule="cosine", ema_decay=0.99)
+    """A `Trainer` running `DistillTask` on `teacher` for `steps` steps (constant lr as in the
+    product's distillation configs and DMD2, EMA 0.99 of the student); `fit` exports the student
+    to run/model."""
+    cfg = toy_train_config(steps, seed, batch_size=batch, schedule="constant", ema_decay=0.99)
     task = DistillTask(teacher, cfg, settings, seed=seed)
     data = MixtureClips(64 * batch, seed)
     return Trainer(task, cfg, run, data, collate_clips, progress=False, cpu=True)
