@@ -143,3 +143,18 @@ def test_shared_classes_mean_the_same_sound_in_both_families() -> None:
         dict(zip(("category", "class"), c.split(":"), strict=True)) for c in CLASSES
     ]
     assert [judge_class(labels) for labels in synthetic_classes] == list(CLASSES)
+
+
+def test_training_can_start_from_another_judges_trunk(tiny_world) -> None:
+    config = J.JudgeConfig(**SMALL)
+    waves, labels = J.manifest_clips(tiny_world, SR)
+    targets = J.targets_from_labels(labels, config)
+    torch.manual_seed(7)
+    donor = J.JudgeNet(config).eval()
+    net, _ = J.train_judge(waves[:4], targets, config, epochs=1, lr=1e-9, init=donor)
+    conv = "blocks.1.conv1.weight"
+    torch.testing.assert_close(net.state_dict()[conv], donor.state_dict()[conv])
+    assert not torch.allclose(net.class_head.weight, donor.class_head.weight)
+    wider = J.JudgeNet(J.JudgeConfig(channels=(8, 16, 32, 64), embed_dim=32))
+    with pytest.raises(AudioXError, match="--init"):
+        J.train_judge(waves[:4], targets, config, epochs=1, init=wider)

@@ -140,6 +140,9 @@ def judge_train_command(
     batch_size: int = typer.Option(32, help="Clips per batch."),
     lr: float = typer.Option(3e-3, help="Peak learning rate (one-cycle)."),
     crop: float = typer.Option(2.0, help="Random training crop in seconds."),
+    init: Path | None = typer.Option(
+        None, help="Start from this judge's trunk (folder); its heads are not used."
+    ),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Train the world judge (make a split first with `audiox-turbo data world`)."""
@@ -149,7 +152,7 @@ def judge_train_command(
         typer.echo(f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}, class accuracy {accuracy:.3f}")
 
     path, history = train_judge_on_manifest(
-        data, out, epochs, batch_size, lr, seed, report, crop_seconds=crop
+        data, out, epochs, batch_size, lr, seed, report, crop_seconds=crop, init=init
     )
     typer.echo(f"wrote {path} ({history.seconds:.0f} s)")
 

@@ -292,12 +292,20 @@ def train_judge(
     crop_seconds: float | None = 2.0,
     seed: int = 0,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    init: JudgeNet | None = None,
 ) -> tuple[JudgeNet, TrainHistory]:
     """Train a judge on mono waveforms `(N, S)` at `config.sample_rate` (AdamW, one-cycle
-    cosine learning rate, random crops of `crop_seconds` and random gains of ±6 dB)."""
+    cosine learning rate, random crops of `crop_seconds` and random gains of ±6 dB), from
+    random weights or from the trunk (all but the heads) of the judge `init`."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = JudgeNet(config)
+    if init is not None:
+        trunk = {k: v for k, v in init.state_dict().items() if "_head." not in k}
+        try:
+            net.load_state_dict(trunk, strict=False)
+        except RuntimeError as exc:
+            raise AudioXError(f"--init: judge trunk does not fit this network ({exc})") from None
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-2)
     n = waves.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)
@@ -395,9 +403,11 @@ def train_judge_on_manifest(
     seed: int = 0,
     on_epoch: Callable[[int, float, float], None] | None = None,
     crop_seconds: float = 2.0,
+    init: str | os.PathLike[str] | None = None,
 ) -> tuple[Path, TrainHistory]:
     """Train a judge on one or more world splits (directories or manifests; e.g. a real-source
-    and a synthetic world, clipped to the first one's length) and save it to `out_dir`."""
+    and a synthetic world, clipped to the first one's length) and save it to `out_dir`;
+    `init`: a judge directory whose trunk starts the training (its heads are not used)."""
     if epochs < 1:
         raise AudioXError(f"--epochs {epochs}: must be >= 1")
     if crop_seconds <= 0:
@@ -414,11 +424,13 @@ def train_judge_on_manifest(
         )
         waves, labels = torch.cat([waves, more]), labels + more_labels
     targets = targets_from_labels(labels, config)
+    start = load_judge(init) if init is not None else None
     net, history = train_judge(
-        waves, targets, config, epochs, batch_size, lr, crop_seconds, seed, on_epoch
+        waves, targets, config, epochs, batch_size, lr, crop_seconds, seed, on_epoch, start
     )
     meta = {
         "trained_on": [str(m) for m in manifests],
+        "init": None if init is None else str(init),
         "clips": int(waves.shape[0]),
         "epochs": epochs,
         "final_loss": history.loss[-1],
