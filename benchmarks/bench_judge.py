@@ -1,10 +1,11 @@
-"""World judge: embedding cost per 100 clips, accuracy per head on a world test split, and the
-world benchmark table for the `tiny` preset (random weights) and the shipped model if present.
+"""World judge: embedding cost per 100 clips, accuracy per head on the test splits of both
+source families (real and synthetic), and the world benchmark table (on the real test split)
+for the `tiny` preset (random weights) and the shipped model if present.
 
-    python benchmarks/bench_judge.py --test DIR_OR_MANIFEST [--clips-per-task 4]
+    python benchmarks/bench_judge.py [--real DIR] [--synthetic DIR] [--clips-per-task 4]
 
-Without --test a 400-clip world test split is generated under benchmarks/results/world_test.
-Writes benchmarks/results/judge.json.
+A split not given is generated (400 clips of 5 s, seed 0) under
+benchmarks/results/world_test_<sources>. Writes benchmarks/results/judge.json.
 """
 
 from __future__ import annotations
@@ -38,22 +39,29 @@ def embedding_cost(judge, seconds: float = 5.0, clips: int = 100) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--test", type=Path, default=None)
+    parser.add_argument("--real", type=Path, default=None, help="real-source test split")
+    parser.add_argument("--synthetic", type=Path, default=None, help="synthetic test split")
     parser.add_argument("--clips-per-task", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.test is None:
-        manifest = generate_world(RESULTS / "world_test", 400, 0, "test", progress=True)
-    else:
-        manifest = resolve_manifest(args.test, "test")
+    manifests = {}
+    for sources in ("real", "synthetic"):
+        given = getattr(args, sources)
+        manifests[sources] = (
+            generate_world(RESULTS / f"world_test_{sources}", 400, 0, "test", sources=sources)
+            if given is None
+            else resolve_manifest(given, "test")
+        )
+    manifest = manifests["real"]
     judge = load_judge_embedder(None)
     cost = embedding_cost(judge)
     print(f"judge: {cost:.2f} s per 100 clips of 5 s ({args.threads} thread(s))")
-    accuracy = judge_accuracy(judge, manifest)
-    print("| head | value |\n|---|---|")
-    for name, value in accuracy.items():
-        print(f"| {name} | {value:.4g} |" if isinstance(value, float) else f"| {name} | {value} |")
+    accuracy = {sources: judge_accuracy(judge, m) for sources, m in manifests.items()}
+    print("| head | real | synthetic |\n|---|---|---|")
+    for name in accuracy["real"]:
+        cells = [accuracy[s].get(name) for s in manifests]
+        print(f"| {name} | " + " | ".join(f"{v:.4g}" for v in cells) + " |")
     prompts = select_prompts(read_manifest(manifest), manifest_root(manifest), args.clips_per_task)
     tables = {}
     models = ["tiny"] + ([str(shipped_model_dir())] if shipped_model_dir() else [])
@@ -74,7 +82,7 @@ def main() -> None:
             "benchmark": "judge",
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), "
             f"torch {torch.__version__}",
-            "test_manifest": str(manifest),
+            "test_manifests": {s: str(m) for s, m in manifests.items()},
             "embed_seconds_per_100_clips_of_5s": round(cost, 3),
             "accuracy": accuracy,
             "world_benchmark": tables,

@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from audiox_turbo.cli.eval import bench_command, benchmark_app, eval_command, judge_app
-from audiox_turbo.data.manifest import TASKS
+from audiox_turbo.data.manifest import TASKS, read_manifest
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.eval.world_benchmark import MUSIC_TASKS, VIDEO_TASKS
 
@@ -116,9 +116,9 @@ def test_eval_errors_name_the_path(app, judge_dir, tmp_path) -> None:
 def test_judge_train_and_accuracy_commands(app, tmp_path) -> None:
     from audiox_turbo.data.world.generate import generate_world
 
-    generate_world(
-        tmp_path / "w", 6, seed=1, split="train", duration=1.0, video_fraction=0.0, progress=False
-    )
+    kwargs = {"seed": 1, "split": "train", "duration": 1.0, "video_fraction": 0.0}
+    generate_world(tmp_path / "w", 6, **kwargs, progress=False)
+    generate_world(tmp_path / "real", 4, **kwargs, progress=False, sources="real")
     result = _invoke(
         app,
         [
@@ -126,6 +126,8 @@ def test_judge_train_and_accuracy_commands(app, tmp_path) -> None:
             "train",
             "--data",
             tmp_path / "w",
+            "--data",
+            tmp_path / "real",
             "--out",
             tmp_path / "j",
             "--epochs",
@@ -136,6 +138,8 @@ def test_judge_train_and_accuracy_commands(app, tmp_path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "j" / "judge.safetensors").is_file()
+    meta = json.loads((tmp_path / "j" / "config.json").read_text())["meta"]
+    assert meta["clips"] == 10 and len(meta["trained_on"]) == 2
     result = _invoke(
         app,
         [
@@ -152,6 +156,8 @@ def test_judge_train_and_accuracy_commands(app, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     accuracy = json.loads((tmp_path / "acc.json").read_text())
     assert accuracy["clips"] == 6 and 0.0 <= accuracy["class_accuracy"] <= 1.0
+    for category in {r.labels["category"] for r in read_manifest(tmp_path / "w" / "train.jsonl")}:
+        assert 0.0 <= accuracy[f"class_accuracy_{category}"] <= 1.0
     missing = _invoke(app, ["judge", "train", "--data", tmp_path / "none", "--out", tmp_path])
     assert isinstance(missing.exception, AudioXError) and "none" in str(missing.exception)
 
@@ -196,6 +202,8 @@ def test_benchmark_world_runs_every_task_on_tiny(app, judge_dir, tmp_path) -> No
             assert 0.0 <= row["onset_error_s"] <= 0.5
     assert math.isfinite(rows["all"]["fd"]) and rows["all"]["clips"] == 8
     assert "TV2M" in (out / "world_benchmark.md").read_text()
+    world = read_manifest(out / "world_test" / "test.jsonl")
+    assert all(r.source.endswith("(real sources)") for r in world)  # the default: real sources
 
 
 def test_bench_times_student_and_teacher(app, tmp_path) -> None:

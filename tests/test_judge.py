@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from audiox_turbo.data.world.labels import class_label
+from audiox_turbo.data.world.judge_vocabulary import (
+    JUDGE_CLASSES,
+    JUDGE_INSTRUMENTS,
+    judge_class,
+    judge_instruments,
+)
+from audiox_turbo.data.world.labels import CLASSES
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.eval import judge as J
 from audiox_turbo.eval.world_benchmark import onset_error, tempo_error
@@ -71,12 +77,13 @@ def test_weights_round_trip_and_embedder_shapes(tmp_path) -> None:
     emb = judge.embed(wave, 24000)
     assert emb.shape == (3, 32)
     logits = judge.classify(wave, 24000)
-    assert logits.shape == (3, len(net.config.classes)) == (3, 24)
+    assert logits.shape == (3, len(net.config.classes)) == (3, len(JUDGE_CLASSES))
     with torch.no_grad():
         direct = net(torch.from_numpy(np.stack(J.mono_at_rate(wave, 24000, SR))))
     torch.testing.assert_close(emb, direct.embedding, rtol=1e-4, atol=1e-5)
     mixed = judge.all_outputs([wave[0, 0].numpy(), wave[1, 0, :5000].numpy()], 24000)
-    assert mixed.embedding.shape == (2, 32) and mixed.instruments.shape == (2, 10)
+    assert mixed.embedding.shape == (2, 32)
+    assert mixed.instruments.shape == (2, len(JUDGE_INSTRUMENTS))
 
 
 def test_missing_or_bad_judge_is_one_line_error(tmp_path) -> None:
@@ -97,11 +104,57 @@ def test_unknown_labels_and_missing_data_raise() -> None:
         J.resolve_manifest("no/such/dir")
 
 
-def test_vocabulary_covers_every_world_class() -> None:
+def test_vocabulary_covers_every_world_class_of_both_source_families() -> None:
     from audiox_turbo.data.world.clip import draw_clip
+    from audiox_turbo.data.world.real_clip import draw_real_clip
 
-    classes = set(J.JudgeConfig().classes)
+    classes, instruments = set(J.JudgeConfig().classes), set(J.JudgeConfig().instruments)
     rng = np.random.default_rng(0)
-    for _ in range(40):
-        clip = draw_clip(rng, 0.5, SR, video_fraction=0.0, size=16)
-        assert class_label(clip.labels) in classes
+    seen = set()
+    for draw, seconds in [(draw_clip, 0.5)] * 40 + [(draw_real_clip, 2.0)] * 12:
+        clip = draw(rng, seconds, SR, video_fraction=0.2, size=32)
+        assert judge_class(clip.labels) in classes
+        assert set(judge_instruments(clip.labels)) <= instruments
+        seen.add(judge_class(clip.labels))
+    assert len(seen) >= 15
+
+
+def test_shared_classes_mean_the_same_sound_in_both_families() -> None:
+    """A synthetic piano and a GM piano are one class; real names fold into synthetic ones."""
+    synthetic = {"category": "music", "class": "piano", "instruments": ["piano", "bass"]}
+    real = {
+        "category": "music",
+        "class": "piano",
+        "instruments": ["honky-tonk piano", "fingered electric bass", "standard kit"],
+        "programs": [3, 33, None],
+        "families": ["piano", "bass", "drums"],
+    }
+    assert judge_class(synthetic) == judge_class(real) == "music:piano"
+    assert judge_instruments(real) == ["piano", "bass", "drum kit"]
+    violin = {**real, "class": "strings", "programs": [40]}
+    fiddle = {**real, "class": "ethnic", "programs": [110]}
+    assert judge_class(violin) == judge_class(fiddle) == "music:strings"
+    drums = {**real, "class": "drums", "programs": [None, 48]}
+    assert judge_class(drums) == "music:drum kit"
+    assert judge_class({"category": "sfx", "class": "car engine"}) == "sfx:engine"
+    assert judge_class({"category": "sfx", "class": "ball bounce"}) == "sfx:impact"
+    assert len(set(JUDGE_CLASSES)) == len(JUDGE_CLASSES)
+    synthetic_classes = [
+        dict(zip(("category", "class"), c.split(":"), strict=True)) for c in CLASSES
+    ]
+    assert [judge_class(labels) for labels in synthetic_classes] == list(CLASSES)
+
+
+def test_training_can_start_from_another_judges_trunk(tiny_world) -> None:
+    config = J.JudgeConfig(**SMALL)
+    waves, labels = J.manifest_clips(tiny_world, SR)
+    targets = J.targets_from_labels(labels, config)
+    torch.manual_seed(7)
+    donor = J.JudgeNet(config).eval()
+    net, _ = J.train_judge(waves[:4], targets, config, epochs=1, lr=1e-9, init=donor)
+    conv = "blocks.1.conv1.weight"
+    torch.testing.assert_close(net.state_dict()[conv], donor.state_dict()[conv])
+    assert not torch.allclose(net.class_head.weight, donor.class_head.weight)
+    wider = J.JudgeNet(J.JudgeConfig(channels=(8, 16, 32, 64), embed_dim=32))
+    with pytest.raises(AudioXError, match="--init"):
+        J.train_judge(waves[:4], targets, config, epochs=1, init=wider)

@@ -90,6 +90,9 @@ def world_command(
         None, help="World test split (folder or manifest); generated under --out when omitted."
     ),
     duration: float = typer.Option(5.0, help="Clip length of a generated world split."),
+    sources: str = typer.Option(
+        "auto", help="Generated world: real, synthetic or auto (real if its sources are present)."
+    ),
     judge: Path | None = typer.Option(None, help="Judge directory (default: the shipped one)."),
     clap_checkpoint: Path | None = typer.Option(None, help="LAION-CLAP checkpoint (CLAP column)."),
     out: Path = typer.Option(Path("world_benchmark"), "--out", "-o", help="Output folder."),
@@ -118,7 +121,7 @@ def world_command(
         clap = get_embedder("clap", clap_checkpoint)
     pipe = load(model, device=device)
     if data is None:
-        manifest = ensure_world(out / "world_test", clips, duration)
+        manifest = ensure_world(out / "world_test", clips, duration, sources=sources)
     else:
         manifest = resolve_manifest(data, "test")
     prompts = select_prompts(read_manifest(manifest), manifest_root(manifest), clips)
@@ -129,11 +132,17 @@ def world_command(
 
 @judge_app.command("train")
 def judge_train_command(
-    data: Path = typer.Option(..., "--data", help="World train split: folder or manifest."),
+    data: list[Path] = typer.Option(
+        ..., "--data", help="World train split: folder or manifest (repeat to mix worlds)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Judge output folder."),
     epochs: int = typer.Option(16, help="Training epochs."),
     batch_size: int = typer.Option(32, help="Clips per batch."),
     lr: float = typer.Option(3e-3, help="Peak learning rate (one-cycle)."),
+    crop: float = typer.Option(2.0, help="Random training crop in seconds."),
+    init: Path | None = typer.Option(
+        None, help="Start from this judge's trunk (folder); its heads are not used."
+    ),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Train the world judge (make a split first with `audiox-turbo data world`)."""
@@ -142,7 +151,9 @@ def judge_train_command(
     def report(epoch: int, loss: float, accuracy: float) -> None:
         typer.echo(f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}, class accuracy {accuracy:.3f}")
 
-    path, history = train_judge_on_manifest(data, out, epochs, batch_size, lr, seed, report)
+    path, history = train_judge_on_manifest(
+        data, out, epochs, batch_size, lr, seed, report, crop_seconds=crop, init=init
+    )
     typer.echo(f"wrote {path} ({history.seconds:.0f} s)")
 
 

@@ -26,15 +26,13 @@ from torch import Tensor, nn
 
 from audiox_turbo.atomic import atomic_directory
 from audiox_turbo.config import from_dict
-from audiox_turbo.data.world.labels import (
-    CATEGORIES,
-    CLASSES,
-    INSTRUMENTS,
-    REAL_CLASSES,
-    REAL_INSTRUMENTS,
-    class_label,
-    instrument_labels,
+from audiox_turbo.data.world.judge_vocabulary import (
+    JUDGE_CLASSES,
+    JUDGE_INSTRUMENTS,
+    judge_class,
+    judge_instruments,
 )
+from audiox_turbo.data.world.labels import CATEGORIES
 from audiox_turbo.errors import AudioXError, ModelLoadError
 from audiox_turbo.eval.embedders import WaveformEmbedder, load_weights, read_state_dict
 from audiox_turbo.eval.features import Waveforms, mono_at_rate, periodic_hann
@@ -57,8 +55,8 @@ class JudgeConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128)
     embed_dim: int = 128
     categories: tuple[str, ...] = CATEGORIES
-    classes: tuple[str, ...] = CLASSES
-    instruments: tuple[str, ...] = INSTRUMENTS
+    classes: tuple[str, ...] = JUDGE_CLASSES
+    instruments: tuple[str, ...] = JUDGE_INSTRUMENTS
 
 
 class LogMel(nn.Module):
@@ -249,19 +247,19 @@ def targets_from_labels(labels: Sequence[dict[str, Any]], config: JudgeConfig) -
     cats, classes = [], []
     inst = torch.zeros(len(labels), len(config.instruments))
     for i, lab in enumerate(labels):
-        name = class_label(lab)
+        name = judge_class(lab)
         if lab.get("category") not in cat_index or name not in cls_index:
             raise AudioXError(f"clip {i}: label {name!r} is not a world class the judge knows")
         cats.append(cat_index[lab["category"]])
         classes.append(cls_index[name])
-        for instrument in instrument_labels(lab) if lab.get("instruments") else []:
+        for instrument in judge_instruments(lab):
             if instrument in inst_index:
                 inst[i, inst_index[instrument]] = 1.0
     return JudgeTargets(torch.tensor(cats), torch.tensor(classes), inst)
 
 
 INSTRUMENT_WEIGHT = 4.0
-"""Weight of the instrument loss: its binary cross-entropy is averaged over 10 labels, most of
+"""Weight of the instrument loss: its binary cross-entropy is averaged over 15 labels, most of
 them absent, and would otherwise be small next to the class cross-entropy."""
 
 
@@ -294,12 +292,20 @@ def train_judge(
     crop_seconds: float | None = 2.0,
     seed: int = 0,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    init: JudgeNet | None = None,
 ) -> tuple[JudgeNet, TrainHistory]:
     """Train a judge on mono waveforms `(N, S)` at `config.sample_rate` (AdamW, one-cycle
-    cosine learning rate, random crops of `crop_seconds` and random gains of ±6 dB)."""
+    cosine learning rate, random crops of `crop_seconds` and random gains of ±6 dB), from
+    random weights or from the trunk (all but the heads) of the judge `init`."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = JudgeNet(config)
+    if init is not None:
+        trunk = {k: v for k, v in init.state_dict().items() if "_head." not in k}
+        try:
+            net.load_state_dict(trunk, strict=False)
+        except RuntimeError as exc:
+            raise AudioXError(f"--init: judge trunk does not fit this network ({exc})") from None
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-2)
     n = waves.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)
@@ -389,28 +395,42 @@ def manifest_clips(
 
 
 def train_judge_on_manifest(
-    data: str | os.PathLike[str],
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     epochs: int = 16,
     batch_size: int = 32,
     lr: float = 3e-3,
     seed: int = 0,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    crop_seconds: float = 2.0,
+    init: str | os.PathLike[str] | None = None,
 ) -> tuple[Path, TrainHistory]:
-    """Train a judge on a world split (directory or manifest) and save it to `out_dir`."""
+    """Train a judge on one or more world splits (directories or manifests; e.g. a real-source
+    and a synthetic world, clipped to the first one's length) and save it to `out_dir`;
+    `init`: a judge directory whose trunk starts the training (its heads are not used)."""
     if epochs < 1:
         raise AudioXError(f"--epochs {epochs}: must be >= 1")
-    manifest = resolve_manifest(data, "train")
+    if crop_seconds <= 0:
+        raise AudioXError(f"--crop {crop_seconds}: must be > 0 seconds")
+    sources = [data] if isinstance(data, str | os.PathLike) else list(data)
+    if not sources:
+        raise AudioXError("--data: give at least one world split")
+    manifests = [resolve_manifest(d, "train") for d in sources]
     config = JudgeConfig()
-    waves, labels = manifest_clips(manifest, config.sample_rate)
-    if any("families" in lab for lab in labels):  # a real-source world: its vocabulary
-        config = JudgeConfig(classes=REAL_CLASSES, instruments=REAL_INSTRUMENTS)
+    waves, labels = manifest_clips(manifests[0], config.sample_rate)
+    for manifest in manifests[1:]:
+        more, more_labels = manifest_clips(
+            manifest, config.sample_rate, waves.shape[1] / config.sample_rate
+        )
+        waves, labels = torch.cat([waves, more]), labels + more_labels
     targets = targets_from_labels(labels, config)
+    start = load_judge(init) if init is not None else None
     net, history = train_judge(
-        waves, targets, config, epochs, batch_size, lr, seed=seed, on_epoch=on_epoch
+        waves, targets, config, epochs, batch_size, lr, crop_seconds, seed, on_epoch, start
     )
     meta = {
-        "trained_on": str(manifest),
+        "trained_on": [str(m) for m in manifests],
+        "init": None if init is None else str(init),
         "clips": int(waves.shape[0]),
         "epochs": epochs,
         "final_loss": history.loss[-1],
@@ -423,8 +443,9 @@ def judge_accuracy(
     judge: JudgeEmbedder, manifest: str | os.PathLike[str], progress: bool = True
 ) -> dict[str, Any]:
     """Accuracy of every head and measurement on a labelled world split: category and class
-    accuracy, instrument micro-F1 and exact-set accuracy (music), key accuracy (music with
-    pitched instruments), tempo within 4 % (music), onset recall and error at 50 ms."""
+    accuracy (also per category), instrument micro-F1 and exact-set accuracy (music), key
+    accuracy (music with pitched instruments), tempo within 4 % (music), onset recall and error
+    at 50 ms."""
     from tqdm import tqdm
 
     from audiox_turbo.data.world.labels import has_measurable_key
@@ -468,6 +489,13 @@ def judge_accuracy(
         "clips": len(labels),
         "category_accuracy": float((category == targets.category).float().mean()),
         "class_accuracy": float((klass == targets.klass).float().mean()),
+        **{
+            f"class_accuracy_{name}": float(
+                (klass == targets.klass)[targets.category == c].float().mean()
+            )
+            for c, name in enumerate(config.categories)
+            if bool((targets.category == c).any())
+        },
         "music_clips": int(music.sum()),
         "instrument_f1": f1,
         "instrument_set_accuracy": float((truth == guess).all(dim=1).float().mean()),

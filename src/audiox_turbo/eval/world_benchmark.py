@@ -2,9 +2,10 @@
 generations with the world judge against the clips' labels.
 
 Per task: Fréchet distance of judge embeddings (generated vs the reference clips), the mean
-paired embedding distance, class accuracy (judge class == label), tempo error and key
-accuracy (music tasks), onset timing error (video tasks) and a CLAP score when a CLAP encoder
-is given. Not applicable metrics are None.
+paired embedding distance, class accuracy (judge class == the label's judge class, in the
+vocabulary shared by both source families), tempo error and key accuracy (music tasks), onset
+timing error (video tasks) and a CLAP score when a CLAP encoder is given. Not applicable
+metrics are None.
 """
 
 from __future__ import annotations
@@ -88,16 +89,24 @@ def select_prompts(
 
 
 def ensure_world(
-    out_dir: Path, clips_per_task: int, duration: float, seed: int = 0, progress: bool = True
+    out_dir: Path,
+    clips_per_task: int,
+    duration: float,
+    seed: int = 0,
+    progress: bool = True,
+    sources: str = "auto",
 ) -> Path:
     """A world test split under `out_dir` large enough to give `clips_per_task` prompts to every
-    task (grown by doubling; generation resumes, so earlier clips are kept)."""
+    task (grown by doubling; generation resumes, so earlier clips are kept). `sources`: auto
+    (the real-source world when its sources are present), real or synthetic."""
     from audiox_turbo.data.manifest import read_manifest
     from audiox_turbo.data.world.generate import generate_world
 
     count = max(16, 8 * clips_per_task)
     while True:
-        manifest = generate_world(out_dir, count, seed, "test", duration, progress=progress)
+        manifest = generate_world(
+            out_dir, count, seed, "test", duration, progress=progress, sources=sources
+        )
         chosen = select_prompts(read_manifest(manifest), out_dir, clips_per_task)
         if all(len(p) >= clips_per_task for p in chosen.values()) or count >= MAX_WORLD_CLIPS:
             return manifest
@@ -143,7 +152,8 @@ def score_clip(
     clap: float | None = None,
 ) -> ClipScore:
     """Compare a generated mono clip's judge readings with its world labels."""
-    from audiox_turbo.data.world.labels import class_label, has_measurable_key
+    from audiox_turbo.data.world.judge_vocabulary import judge_class
+    from audiox_turbo.data.world.labels import has_measurable_key
     from audiox_turbo.data.world.measure import detect_onsets, estimate_key, estimate_tempo
 
     labels = prompt.record.labels
@@ -160,7 +170,7 @@ def score_clip(
         embedding,
         reference,
         predicted_class,
-        predicted_class == class_label(labels),
+        predicted_class == judge_class(labels),
         tempo,
         key,
         onset,

@@ -1,12 +1,13 @@
-"""The world's label vocabulary, built once: categories, class names ("category:class"),
-instrument names, the label keys every clip carries, and which labels can be measured."""
+"""The world's label vocabulary, built once: categories, each source family's class names
+("category:class"), the label keys every clip carries, and which labels can be measured (the
+judge's shared vocabulary is `judge_vocabulary`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from audiox_turbo.data.world.effects import EFFECTS
-from audiox_turbo.data.world.instruments import DRUM_KIT, LEAD_INSTRUMENTS, PITCHED
+from audiox_turbo.data.world.instruments import DRUM_KIT, LEAD_INSTRUMENTS
 from audiox_turbo.data.world.real_effects import REAL_EFFECTS
 from audiox_turbo.data.world.sources.gm import DRUM_FAMILY, MUSICAL_FAMILIES
 
@@ -16,17 +17,13 @@ CLASSES = (
     *(f"sfx:{name}" for name in EFFECTS),
     "speech:speech",
 )
-"""Every world class as "category:class", in a fixed order (the judge's class head)."""
-INSTRUMENTS = (*PITCHED, DRUM_KIT)
-"""Every instrument a music clip can list, in a fixed order (the judge's instrument head)."""
+"""Every class of the synthetic world (`--sources synthetic`) as "category:class"."""
 REAL_CLASSES = (
     *(f"music:{family}" for family in (*MUSICAL_FAMILIES, DRUM_FAMILY) if family != "bass"),
     *(f"sfx:{name}" for name in sorted({*REAL_EFFECTS, "ball bounce", "beeps"})),
     "speech:speech",
 )
 """Every class of the real-source world (`--sources real`): music by the lead's GM family."""
-REAL_INSTRUMENTS = (*MUSICAL_FAMILIES, DRUM_FAMILY)
-"""The GM families a real-source music clip can list (its `families` label)."""
 
 
 def instrument_labels(labels: dict[str, Any]) -> list[str]:

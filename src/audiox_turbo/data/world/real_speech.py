@@ -93,7 +93,10 @@ def _voiced_span(audio: np.ndarray, sample_rate: int) -> tuple[int, int]:
     return int(loud[0]) * hop, (int(loud[-1]) + 1) * hop
 
 
-def _recorded(rng: np.random.Generator, max_s: float) -> tuple[np.ndarray, str, dict, list[float]]:
+def _recorded(
+    rng: np.random.Generator, max_s: float
+) -> tuple[np.ndarray, str, dict, list[float]] | None:
+    """A recorded prompt whose voiced part fits in `max_s` seconds (None: none found)."""
     table = prompts.transcripts()
     names = list(table)
     for _ in range(50):
@@ -102,7 +105,7 @@ def _recorded(rng: np.random.Generator, max_s: float) -> tuple[np.ndarray, str, 
         lo, hi = _voiced_span(audio, prompts.PROMPT_RATE)
         if (hi - lo) / prompts.PROMPT_RATE <= max_s:
             return audio[lo:hi], table[name], {**prompts.SPEAKER, "prompt": name}, [0.0]
-    raise RuntimeError(f"no recorded prompt is shorter than {max_s:.2f} s")
+    return None
 
 
 def _synthetic(
@@ -133,10 +136,12 @@ def _synthetic(
 
 
 def say(rng: np.random.Generator, duration: float, sample_rate: int) -> Speech:
-    """One utterance (recorded or espeak-ng) placed at a random offset in a `duration` clip."""
+    """One utterance (recorded or espeak-ng) placed at a random offset in a `duration` clip;
+    espeak-ng when no recorded prompt is short enough."""
     max_s = duration - 0.3
-    if rng.random() < RECORDED_SHARE:
-        audio, words, speaker, starts = _recorded(rng, max_s)
+    recorded = _recorded(rng, max_s) if rng.random() < RECORDED_SHARE else None
+    if recorded is not None:
+        audio, words, speaker, starts = recorded
         if sample_rate != prompts.PROMPT_RATE:
             import torch
 
