@@ -75,13 +75,13 @@ def build(cache: Path, args: argparse.Namespace) -> dict[str, Path]:
 def balanced_prompts(world: Path, per_class: int) -> dict[str, list[Any]]:
     """`per_class` text prompts (T2A / T2M) for every class with enough test clips."""
     from audiox_turbo.data.manifest import read_manifest
-    from audiox_turbo.data.world.labels import class_label
+    from audiox_turbo.data.world.judge_vocabulary import judge_class
     from audiox_turbo.eval.world_benchmark import make_prompt
 
     by_class: dict[str, list[Any]] = {}
     for record in read_manifest(world / "test.jsonl"):
         if record.video is None and record.captions:
-            by_class.setdefault(class_label(record.labels), []).append(record)
+            by_class.setdefault(judge_class(record.labels), []).append(record)
     prompts: dict[str, list[Any]] = {"T2A": [], "T2M": []}
     for records in by_class.values():
         if len(records) >= per_class:
@@ -91,21 +91,27 @@ def balanced_prompts(world: Path, per_class: int) -> dict[str, list[Any]]:
     return prompts
 
 
+def shipped_judge_id() -> str:
+    """The first 12 hex digits of the shipped judge's weights' SHA-256."""
+    from audiox_turbo.eval.judge import shipped_judge_dir
+
+    weights = (shipped_judge_dir() / "judge.safetensors").read_bytes()
+    return hashlib.sha256(weights).hexdigest()[:12]
+
+
 def score(
     paths: dict[str, Path], cache: Path, args: argparse.Namespace
 ) -> tuple[list[dict[str, Any]], int]:
     """The three rows (teacher multi-step, teacher 4 steps, student 4 steps; all prompts) and
     the number of classes prompted."""
-    from audiox_turbo.data.world.labels import class_label
-    from audiox_turbo.eval.judge import load_judge_embedder, shipped_judge_dir
+    from audiox_turbo.data.world.judge_vocabulary import judge_class
+    from audiox_turbo.eval.judge import load_judge_embedder
     from audiox_turbo.eval.world_benchmark import run_world_benchmark
     from audiox_turbo.loader import load
 
     judge = load_judge_embedder(None)
-    weights = (shipped_judge_dir() / "judge.safetensors").read_bytes()
-    judge_id = hashlib.sha256(weights).hexdigest()[:12]  # cached teacher rows are per judge
     prompts = balanced_prompts(paths["world"], args.per_class)
-    classes = {class_label(p.record.labels) for task in prompts.values() for p in task}
+    classes = {judge_class(p.record.labels) for task in prompts.values() for p in task}
     multi = f"teacher {args.teacher_steps} Euler, CFG {args.cfg:g}"
     runs = [
         (multi, paths["teacher"], "euler", args.teacher_steps, args.cfg),
@@ -115,7 +121,8 @@ def score(
     rows = []
     for label, model, method, steps, cfg in runs:
         # the teacher's rows depend only on the cached teacher: scored once, then reused
-        folder = f"teacher_judge-{judge_id}" if method == "euler" else args.tag
+        # cached teacher rows are per judge: a retrained judge rescores them
+        folder = f"teacher_judge-{shipped_judge_id()}" if method == "euler" else args.tag
         out = cache / "scores" / folder / label.replace(" ", "_").replace(",", "")
         if method == "euler" and (out / "row.json").is_file():
             rows.append(json.loads((out / "row.json").read_text()))
@@ -196,6 +203,7 @@ def main() -> None:
     result = {
         "machine": "2-core CPU, shared with other jobs while it ran",
         "tag": args.tag,
+        "judge": shipped_judge_id(),
         "teacher_train_steps": args.teacher_train_steps,
         "distill_steps": args.distill_steps,
         "distill_batch": args.distill_batch,
