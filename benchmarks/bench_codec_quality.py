@@ -113,10 +113,11 @@ def main() -> None:
     print(f"{'measure':<24}{'originals':>12}{'reconstructions':>17}")
     for key in JUDGED:
         print(f"{key:<24}{row['original'][key]:>12.3f}{row['reconstructed'][key]:>17.3f}")
+    gate = "passed" if row["gate_passed"] else "missed"
     print(
         f"MR-STFT distance {row['mr_stft_distance']:.3f}, mel distance {row['mel_distance']:.3f}, "
-        f"SI-SDR {row['si_sdr_db']:.1f} dB; class-accuracy gap {row['class_accuracy_gap_points']:.1f} "
-        f"points: gate {'passed' if row['gate_passed'] else 'missed'}"
+        f"SI-SDR {row['si_sdr_db']:.1f} dB; class-accuracy gap "
+        f"{row['class_accuracy_gap_points']:.1f} points: gate {gate}"
     )
     write_json_atomic(
         args.out,
