@@ -259,3 +259,14 @@ def test_phase_integration_inverts_the_analysis_of_any_signal() -> None:
     parameters = torch.cat([spec.abs().clamp_min(1e-12).log(), advance, torch.zeros_like(phase)])
     out = decoder.synthesise(parameters[None].float())
     torch.testing.assert_close(out[0].double(), wav, rtol=0, atol=2e-4)
+
+
+def test_pipeline_generates_through_the_istft_codec(tmp_path: Path) -> None:
+    from audiox_turbo import load
+
+    save_model_dir(tmp_path / "m", MODEL, native_components(MODEL, seed=1))
+    pipe = load(tmp_path / "m")
+    assert isinstance(pipe.codec, IstftVAE)
+    out = pipe(text="a bell", duration=0.5, seed=0, steps=2)
+    assert out.waveforms.shape == (1, 1, 8000) and out.sample_rate == 16000
+    assert bool(out.waveforms.isfinite().all())
