@@ -23,9 +23,17 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+CODEC_KINDS = ("oobleck", "istft")
+
+
 @dataclass(frozen=True)
 class CodecConfig:
-    """Oobleck VAE geometry (Stable Audio Open layout)."""
+    """Codec geometry: the Oobleck VAE (Stable Audio Open layout, convolutions at the sample
+    rate) or the iSTFT VAE (ConvNeXt over STFT frames, synthesis by inverse STFT).
+
+    Oobleck uses `channels` (base width), `c_mults` and `strides`; istft uses `channels`
+    (ConvNeXt width), `n_fft`, `hop_length`, `frames_per_latent` and the two layer counts.
+    """
 
     sample_rate: int = 44100
     audio_channels: int = 2
@@ -33,10 +41,34 @@ class CodecConfig:
     c_mults: tuple[int, ...] = (1, 2, 4, 8, 16)
     strides: tuple[int, ...] = (2, 4, 4, 8, 8)
     latent_dim: int = 64
+    kind: str = "oobleck"
+    n_fft: int = 1024
+    hop_length: int = 256
+    frames_per_latent: int = 2
+    encoder_layers: int = 4
+    decoder_layers: int = 8
+
+    def __post_init__(self) -> None:
+        if self.kind not in CODEC_KINDS:
+            raise ValueError(f"kind: expected one of {', '.join(CODEC_KINDS)}, got {self.kind!r}")
+        positive = ("sample_rate", "audio_channels", "channels", "latent_dim", "hop_length")
+        positive += ("frames_per_latent", "encoder_layers", "decoder_layers")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.kind == "istft" and (self.n_fft <= self.hop_length or self.n_fft % 2):
+            raise ValueError(f"n_fft: must be even and > hop_length, got {self.n_fft}")
+        if self.kind == "istft" and (self.n_fft - self.hop_length) % 2:
+            raise ValueError(
+                f"hop_length: n_fft - hop_length must be even (same padding), "
+                f"got {self.n_fft} - {self.hop_length}"
+            )
 
     @property
     def downsampling(self) -> int:
         """Waveform samples per latent frame."""
+        if self.kind == "istft":
+            return self.hop_length * self.frames_per_latent
         return math.prod(self.strides)
 
     @property

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from audiox_turbo.atomic import atomic_directory, write_json_atomic
-from audiox_turbo.codec.oobleck import OobleckVAE
+from audiox_turbo.codec.build import build_codec
 from audiox_turbo.conditioning.conditioner import Conditioner
 from audiox_turbo.config import ModelConfig, from_dict, to_dict
 from audiox_turbo.errors import ModelLoadError
@@ -60,7 +60,7 @@ def native_components(
     device = torch.device(device or "cpu")
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), device:
         torch.manual_seed(seed)
-        modules = (OobleckVAE(config.codec), Conditioner(config), Denoiser(config))
+        modules = (build_codec(config.codec), Conditioner(config), Denoiser(config))
     return dict(zip(NATIVE_COMPONENTS, modules, strict=True))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from audiox_turbo.codec.oobleck import OobleckVAE
+from audiox_turbo.codec.build import Codec
 from audiox_turbo.conditioning.audio import AUDIO_MODES, align_audio_prompt
 from audiox_turbo.conditioning.conditioner import Conditioner, Conditions
 from audiox_turbo.conditioning.inputs import ConditionInputs
@@ -63,7 +63,7 @@ class AudioXTurbo(Pipeline):
     """Codec + conditioner + denoiser; call it with prompts to generate audio."""
 
     def __init__(
-        self, config: ModelConfig, codec: OobleckVAE, conditioner: Conditioner, denoiser: Denoiser
+        self, config: ModelConfig, codec: Codec, conditioner: Conditioner, denoiser: Denoiser
     ) -> None:
         self.config = config
         self.codec = codec.eval()

@@ -39,7 +39,7 @@ def codec(
     max_steps: int | None = MAX_STEPS,
     cpu: bool = CPU,
 ) -> None:
-    """Train the Oobleck VAE codec (reconstruction + KL, then adversarial)."""
+    """Train the codec (Oobleck or iSTFT VAE, by codec.kind): reconstruction + KL, then GAN."""
     from audiox_turbo.train.codec import CodecTask
     from audiox_turbo.train.run_config import load_run_config
 

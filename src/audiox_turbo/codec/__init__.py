@@ -1,19 +1,24 @@
-"""Audio codec: the Oobleck VAE (Stable Audio Open layout)."""
+"""Audio codecs: the Oobleck VAE (Stable Audio Open layout) and the iSTFT VAE (Vocos-style)."""
 
+from audiox_turbo.codec.bottleneck import kl_divergence
+from audiox_turbo.codec.build import Codec, build_codec
+from audiox_turbo.codec.istft import IstftVAE
 from audiox_turbo.codec.oobleck import (
     OobleckVAE,
     SnakeBeta,
     WeightNormConv1d,
     WeightNormConvTranspose1d,
-    kl_divergence,
     load_oobleck_checkpoint,
 )
 
 __all__ = [
+    "Codec",
+    "IstftVAE",
     "OobleckVAE",
     "SnakeBeta",
     "WeightNormConv1d",
     "WeightNormConvTranspose1d",
+    "build_codec",
     "kl_divergence",
     "load_oobleck_checkpoint",
 ]

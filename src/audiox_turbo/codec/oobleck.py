@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiox_turbo.codec.bottleneck import decode_in_chunks, posterior, sample_posterior
 from audiox_turbo.config import CodecConfig
 from audiox_turbo.errors import ModelLoadError
-
-_STD_FLOOR = 1e-4
 
 
 def _weight_norm(weight_g: Tensor, weight_v: Tensor) -> Tensor:
@@ -214,18 +213,13 @@ class OobleckDecoder(nn.Module):
         return self.layers(latents)
 
 
-def kl_divergence(mean: Tensor, std: Tensor) -> Tensor:
-    """KL term of the official VAE bottleneck: sum over channels of (μ²+σ²−log σ²−1), mean over
-    batch and time; mean, std (B,D,T) -> scalar (no 1/2 factor, as in stable-audio-tools)."""
-    var = std.pow(2)
-    return (mean.pow(2) + var - var.log() - 1.0).sum(dim=1).mean()
-
-
 class OobleckVAE(nn.Module):
     """Oobleck encoder + VAE bottleneck + decoder; latent scale 1.0 (as the released model)."""
 
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
+        if config.kind != "oobleck":
+            raise ValueError(f"OobleckVAE needs codec kind 'oobleck', got {config.kind!r}")
         odd = [s for s in config.strides if s % 2]
         if odd:
             raise ValueError(f"Oobleck strides must be even (exact length scaling), got {odd}")
@@ -245,8 +239,7 @@ class OobleckVAE(nn.Module):
             )
         ds = self.config.downsampling
         wav = F.pad(wav, (0, -wav.shape[-1] % ds))
-        mean, scale = self.encoder(wav).chunk(2, dim=1)
-        return mean, F.softplus(scale) + _STD_FLOOR
+        return posterior(self.encoder(wav))
 
     def encode(
         self, wav: Tensor, sample: bool = True, generator: torch.Generator | None = None
@@ -256,11 +249,7 @@ class OobleckVAE(nn.Module):
         Right-pads like `encode_posterior`; ε is drawn from `generator` (or the global RNG),
         which reproduces the official `randn_like` draw for the same seed.
         """
-        mean, std = self.encode_posterior(wav)
-        if not sample:
-            return mean
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + std * noise
+        return sample_posterior(*self.encode_posterior(wav), sample, generator)
 
     def decode(self, latents: Tensor) -> Tensor:
         """(B,D,T) -> waveform (B,C,T·ds)."""
@@ -275,22 +264,14 @@ class OobleckVAE(nn.Module):
         is kept; with overlap ≥ the decoder's receptive radius (≈10 frames for the presets) the
         result equals `decode` up to float rounding.
         """
-        if chunk_frames < 1 or overlap_frames < 0:
-            raise ValueError(
-                f"chunk_frames must be >= 1 and overlap_frames >= 0, "
-                f"got {chunk_frames} and {overlap_frames}"
-            )
-        frames = latents.shape[-1]
-        if frames <= chunk_frames:
-            return self.decode(latents)
-        ds = self.config.downsampling
-        out = latents.new_empty(latents.shape[0], self.config.audio_channels, frames * ds)
-        for start in range(0, frames, chunk_frames):
-            end = min(start + chunk_frames, frames)
-            lo, hi = max(0, start - overlap_frames), min(frames, end + overlap_frames)
-            piece = self.decode(latents[..., lo:hi])
-            out[..., start * ds : end * ds] = piece[..., (start - lo) * ds : (end - lo) * ds]
-        return out
+        return decode_in_chunks(
+            self.decode,
+            latents,
+            self.config.downsampling,
+            self.config.audio_channels,
+            chunk_frames,
+            overlap_frames,
+        )
 
 
 def load_oobleck_checkpoint(path: str | os.PathLike[str], config: CodecConfig) -> OobleckVAE:

@@ -1,4 +1,5 @@
-"""Codec training task: Oobleck VAE reconstruction + KL, then a multi-scale STFT adversary."""
+"""Codec training task: VAE reconstruction (multi-resolution STFT, L1, optional log-mel) + KL,
+then a multi-scale STFT adversary; for either codec kind (Oobleck or iSTFT)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from audiox_turbo.codec.oobleck import OobleckVAE, kl_divergence
+from audiox_turbo.codec.bottleneck import kl_divergence
+from audiox_turbo.codec.build import Codec, build_codec
 from audiox_turbo.config import ModelConfig
 from audiox_turbo.distill.discriminator import gan_discriminator_loss, gan_generator_loss
 from audiox_turbo.model_dir import native_components, save_model_dir
@@ -28,7 +30,7 @@ from audiox_turbo.train.task import AudioSample, OptimizerSpec, StepContext, Tas
 class VAEReconstruction(nn.Module):
     """Wraps the VAE so one forward (what DDP synchronises) encodes, samples and decodes."""
 
-    def __init__(self, vae: OobleckVAE) -> None:
+    def __init__(self, vae: Codec) -> None:
         super().__init__()
         self.vae = vae
 
@@ -43,21 +45,21 @@ class VAEReconstruction(nn.Module):
 
 
 class CodecTask(Task):
-    """Trains an `OobleckVAE`; the discriminator joins at `adversarial_start`."""
+    """Trains the config's codec; the discriminator joins at `adversarial_start`."""
 
     def __init__(
         self,
         model_config: ModelConfig,
         settings: CodecTrainingConfig,
         validation_batch: dict[str, Any] | None = None,
-        vae: OobleckVAE | None = None,
+        vae: Codec | None = None,
         seed: int = 0,
     ) -> None:
         self.model_config = model_config
         self.settings = settings
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.vae = vae if vae is not None else OobleckVAE(model_config.codec)
+            self.vae = vae if vae is not None else build_codec(model_config.codec)
             self.discriminator = MultiScaleSTFTDiscriminator(
                 model_config.codec.audio_channels,
                 settings.discriminator_filters,
@@ -118,6 +120,10 @@ class CodecTask(Task):
         kl = kl_divergence(mean.float(), std.float())
         loss = s.stft_weight * stft + s.l1_weight * l1 + s.kl_weight * kl
         losses = {"stft": stft.detach(), "l1": l1.detach(), "kl": kl.detach()}
+        if s.mel_weight > 0:
+            mel = mel_distance(recon, wav, self.model_config.codec.sample_rate)
+            loss = loss + s.mel_weight * mel
+            losses["mel"] = mel.detach()
         if ctx.step >= s.adversarial_start:
             with torch.no_grad():
                 _, real_features = disc(wav)

@@ -56,13 +56,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class CodecTrainingConfig:
-    """Codec (Oobleck VAE) losses, discriminator and validation clips."""
+    """Codec losses (mel_weight: L1 log-mel term, off by default), discriminator, validation."""
 
     stft_fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64, 32)
     stft_weight: float = 1.0
     stft_log_eps: float = 1e-5
     l1_weight: float = 0.1
     kl_weight: float = 1e-4
+    mel_weight: float = 0.0
     adversarial_start: int = 10_000
     adversarial_weight: float = 0.1
     feature_matching_weight: float = 5.0

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from audiox_turbo.codec.oobleck import OobleckVAE
+from audiox_turbo.codec.build import Codec, build_codec
 from audiox_turbo.conditioning.conditioner import Conditioner
 from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.config import ModelConfig
@@ -62,7 +62,7 @@ class TeacherTask(Task):
         model_config: ModelConfig,
         train_config: TrainConfig,
         settings: TeacherTrainingConfig,
-        codec: OobleckVAE | None = None,
+        codec: Codec | None = None,
         conditioner: Conditioner | None = None,
         denoiser: Denoiser | None = None,
         validation_batch: dict[str, Any] | None = None,
@@ -73,7 +73,7 @@ class TeacherTask(Task):
         self.settings = settings
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.codec = codec if codec is not None else OobleckVAE(model_config.codec)
+            self.codec = codec if codec is not None else build_codec(model_config.codec)
             conditioner = conditioner if conditioner is not None else Conditioner(model_config)
             denoiser = denoiser if denoiser is not None else Denoiser(model_config)
         self.codec.eval().requires_grad_(False)

@@ -1,0 +1,135 @@
+"""Codec reconstruction quality on a labelled world split: the world judge and the measurements
+on the originals and on their reconstructions (issue 14's codec gate), plus spectral distances.
+
+Every clip is encoded to its posterior mean and decoded; the reconstructions are written as WAVs
+with a copy of the manifest (same labels), and `eval.judge.judge_accuracy` runs on both.
+Gate: judge class accuracy on reconstructions within 2 points of the originals.
+Usage: python benchmarks/bench_codec_quality.py --model DIR --world WORLD [--split test]
+[--clips N] [--judge DIR] [--work DIR] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).parent / "results" / "codec_quality.json"
+JUDGED = (
+    "class_accuracy",
+    "category_accuracy",
+    "instrument_f1",
+    "key_accuracy",
+    "tempo_accuracy_4pct",
+    "onset_recall_50ms",
+)
+
+
+def reconstruct(model: Path, world: Path, split: str, clips: int | None, work: Path) -> dict:
+    """Reconstruct the split's clips into `work` (audio + manifest); spectral distances."""
+    from audiox_turbo.data.manifest import manifest_root, read_manifest, write_manifest
+    from audiox_turbo.eval.judge import load_clips, resolve_manifest
+    from audiox_turbo.io.audio import save_audio
+    from audiox_turbo.model_dir import load_native_components
+    from audiox_turbo.train.losses import mel_distance, multi_resolution_stft_loss, si_sdr
+
+    config, modules = load_native_components(model)
+    codec = modules["codec"].eval()
+    rate = config.codec.sample_rate
+    manifest = resolve_manifest(world, split)
+    records = read_manifest(manifest)[:clips]
+    root = manifest_root(manifest)
+    waves = load_clips([r.audio_path(root) for r in records], rate)
+    stft, mel, sdr, seconds = [], [], [], 0.0
+    (work / "audio").mkdir(parents=True, exist_ok=True)
+    out_records = []
+    with torch.inference_mode():
+        for start in range(0, len(records), 16):
+            wav = waves[start : start + 16, None]
+            begin = time.perf_counter()
+            recon = codec.decode(codec.encode(wav, sample=False))[..., : wav.shape[-1]]
+            seconds += time.perf_counter() - begin
+            for i, record in enumerate(records[start : start + 16]):
+                name = f"audio/{record.id}.wav"
+                save_audio(work / name, recon[i].clamp(-1, 1), rate)
+                out_records.append(record.model_copy(update={"audio": name}))
+                stft.append(float(multi_resolution_stft_loss(recon[i : i + 1], wav[i : i + 1])))
+                mel.append(float(mel_distance(recon[i : i + 1], wav[i : i + 1], rate)))
+            sdr.extend(si_sdr(recon, wav).tolist())
+    write_manifest(work / f"{split}.jsonl", out_records)
+    return {
+        "manifest": str(manifest),
+        "reconstructed_manifest": str(work / f"{split}.jsonl"),
+        "clips": len(records),
+        "codec": config.codec.kind,
+        "mr_stft_distance": sum(stft) / len(stft),
+        "mel_distance": sum(mel) / len(mel),
+        "si_sdr_db": sum(sdr) / len(sdr),
+        "codec_seconds": seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="model directory (its codec)")
+    parser.add_argument("--world", type=Path, required=True, help="world folder or manifest")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--clips", type=int, default=None)
+    parser.add_argument("--judge", type=Path, default=None, help="judge dir (default: shipped)")
+    parser.add_argument("--work", type=Path, default=None, help="where reconstructions go")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from audiox_turbo.atomic import write_json_atomic
+    from audiox_turbo.eval.judge import judge_accuracy, load_judge_embedder, resolve_manifest
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="codec_quality_"))
+    row: dict[str, Any] = reconstruct(args.model, args.world, args.split, args.clips, work)
+    judge = load_judge_embedder(args.judge)
+    original = resolve_manifest(args.world, args.split)
+    if args.clips is not None:
+        from audiox_turbo.data.manifest import read_manifest, write_manifest
+
+        original = work / f"original_{args.split}.jsonl"
+        records = read_manifest(resolve_manifest(args.world, args.split))[: args.clips]
+        root = resolve_manifest(args.world, args.split).resolve().parent
+        write_manifest(
+            original, [r.model_copy(update={"audio": str(r.audio_path(root))}) for r in records]
+        )
+    row["original"] = judge_accuracy(judge, original, progress=False)
+    row["reconstructed"] = judge_accuracy(judge, row["reconstructed_manifest"], progress=False)
+    gap = row["original"]["class_accuracy"] - row["reconstructed"]["class_accuracy"]
+    row["class_accuracy_gap_points"] = 100 * gap
+    row["gate_passed"] = 100 * gap <= 2.0
+
+    print(f"codec {args.model} ({row['codec']}), {row['clips']} clips of {row['manifest']}")
+    print(f"{'measure':<24}{'originals':>12}{'reconstructions':>17}")
+    for key in JUDGED:
+        print(f"{key:<24}{row['original'][key]:>12.3f}{row['reconstructed'][key]:>17.3f}")
+    gate = "passed" if row["gate_passed"] else "missed"
+    print(
+        f"MR-STFT distance {row['mr_stft_distance']:.3f}, mel distance {row['mel_distance']:.3f}, "
+        f"SI-SDR {row['si_sdr_db']:.1f} dB; class-accuracy gap "
+        f"{row['class_accuracy_gap_points']:.1f} points: gate {gate}"
+    )
+    write_json_atomic(
+        args.out,
+        {
+            "benchmark": "codec_quality",
+            "machine": {"platform": platform.platform(), "threads": args.threads},
+            "model": str(args.model),
+            **row,
+        },
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

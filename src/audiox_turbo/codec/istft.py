@@ -1,0 +1,180 @@
+"""The iSTFT VAE: a codec whose networks run at the STFT frame rate (Vocos-style).
+
+Encoder: log-magnitude STFT frames -> ConvNeXt blocks -> a strided conv to the latent rate ->
+mean ‖ scale. Decoder: latents -> transposed conv to the frame rate -> ConvNeXt blocks -> a
+linear head predicting log-magnitude and phase per bin -> inverse STFT ("same" padding, so
+T latent frames decode to exactly T·hop·frames_per_latent samples). Same bottleneck, KL and
+interface as `OobleckVAE`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audiox_turbo.codec.bottleneck import decode_in_chunks, posterior, sample_posterior
+from audiox_turbo.codec.spectral import istft_same, stft_same
+from audiox_turbo.config import CodecConfig
+
+_LOG_FLOOR = 1e-5
+_MAX_MAGNITUDE = 100.0
+
+
+def _window(n_fft: int, like: Tensor) -> Tensor:
+    """Periodic Hann window (n_fft,) in float32 on `like`'s device (built per call: no buffer,
+    so a codec materialised from the meta device needs nothing but its state dict)."""
+    return torch.hann_window(n_fft, device=like.device)
+
+
+class ConvNeXtBlock(nn.Module):
+    """x + γ·Linear(GELU(Linear(LayerNorm(depthwise_conv7(x))))); (B,C,T)->(B,C,T)."""
+
+    def __init__(self, dim: int, hidden: int, layer_scale: float) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv1d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.expand = nn.Linear(dim, hidden)
+        self.project = nn.Linear(hidden, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.depthwise(x).transpose(1, 2)
+        h = self.project(F.gelu(self.expand(self.norm(h))))
+        return x + (self.gamma * h).transpose(1, 2)
+
+
+class ConvNeXtStack(nn.Module):
+    """Conv7 stem, LayerNorm, `layers` ConvNeXt blocks, LayerNorm; (B,Cin,T)->(B,T,dim)."""
+
+    def __init__(self, in_channels: int, dim: int, layers: int) -> None:
+        super().__init__()
+        self.stem = nn.Conv1d(in_channels, dim, 7, padding=3)
+        self.norm_in = nn.LayerNorm(dim)
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(dim, 3 * dim, 1.0 / layers) for _ in range(layers)
+        )
+        self.norm_out = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.norm_in(self.stem(x).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            h = block(h)
+        return self.norm_out(h.transpose(1, 2))
+
+
+class IstftEncoder(nn.Module):
+    """Waveform (B, C, F·hop) -> (B, 2·latent_dim, F / frames_per_latent): mean ‖ scale."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        bins = config.n_fft // 2 + 1
+        self.stack = ConvNeXtStack(
+            config.audio_channels * bins, config.channels, config.encoder_layers
+        )
+        k = config.frames_per_latent
+        self.to_stats = nn.Conv1d(config.channels, 2 * config.latent_dim, k, stride=k)
+
+    def forward(self, wav: Tensor) -> Tensor:
+        b, c, length = wav.shape
+        cfg = self.config
+        spec = stft_same(
+            wav.reshape(b * c, length).float(), cfg.n_fft, cfg.hop_length, _window(cfg.n_fft, wav)
+        )
+        features = spec.abs().clamp_min(_LOG_FLOOR).log().to(wav.dtype)
+        features = features.reshape(b, -1, features.shape[-1])
+        return self.to_stats(self.stack(features).transpose(1, 2))
+
+
+class IstftDecoder(nn.Module):
+    """Latents (B, latent_dim, T) -> waveform (B, C, T·frames_per_latent·hop), no tanh.
+
+    Per STFT frame t and bin k the head predicts a log-magnitude, a phase advance δ and a phase
+    offset ψ; the phase is φ_t = Σ_{s≤t} (ω_k·hop + δ_s) + ψ_t (ω_k the bin's centre frequency),
+    a phase vocoder's integration. Predicting the phase itself (Vocos) cannot make a steady tone
+    between bin centres: identical frames in give identical frames out, so the output repeats
+    every hop·frames_per_latent samples and its partials snap to multiples of the latent rate.
+    """
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        k = config.frames_per_latent
+        self.bins = config.n_fft // 2 + 1
+        self.upsample = nn.ConvTranspose1d(config.latent_dim, config.channels, k, stride=k)
+        self.stack = ConvNeXtStack(config.channels, config.channels, config.decoder_layers)
+        self.head = nn.Linear(config.channels, config.audio_channels * 3 * self.bins)
+
+    def frame_parameters(self, latents: Tensor) -> Tensor:
+        """(B, latent_dim, T) -> (B, C·3·bins, T·frames_per_latent): log|X| ‖ δ ‖ ψ per channel;
+        frame-local (a receptive field of 3·(decoder_layers + 1) frames each side)."""
+        return self.head(self.stack(self.upsample(latents))).transpose(1, 2)
+
+    def synthesise(self, parameters: Tensor) -> Tensor:
+        """(B, C·3·bins, F) frame parameters -> waveform (B, C, F·hop): phase integration over all
+        F frames (float64) and the inverse STFT."""
+        cfg = self.config
+        b, _, frames = parameters.shape
+        out = parameters.float().reshape(b * cfg.audio_channels, 3, self.bins, frames)
+        log_magnitude, advance, offset = out.unbind(1)
+        centre = torch.arange(self.bins, device=out.device, dtype=torch.float64)
+        centre = (2 * torch.pi * cfg.hop_length / cfg.n_fft) * centre[:, None]
+        phase = torch.cumsum(advance.double() + centre, dim=-1).remainder(2 * torch.pi)
+        phase = phase.float() + offset
+        magnitude = log_magnitude.exp().clamp(max=_MAX_MAGNITUDE)
+        spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
+        wav = istft_same(spec, cfg.n_fft, cfg.hop_length, _window(cfg.n_fft, magnitude))
+        return wav.reshape(b, cfg.audio_channels, -1).to(parameters.dtype)
+
+    def forward(self, latents: Tensor) -> Tensor:
+        return self.synthesise(self.frame_parameters(latents))
+
+
+class IstftVAE(nn.Module):
+    """iSTFT encoder + VAE bottleneck + iSTFT decoder; the interface of `OobleckVAE`."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        if config.kind != "istft":
+            raise ValueError(f"IstftVAE needs codec kind 'istft', got {config.kind!r}")
+        self.config = config
+        self.encoder = IstftEncoder(config)
+        self.decoder = IstftDecoder(config)
+
+    def encode_posterior(self, wav: Tensor) -> tuple[Tensor, Tensor]:
+        """(B,C,S) -> mean, std (B,D,ceil(S/ds)); the waveform is zero-padded on the right."""
+        if wav.ndim != 3 or wav.shape[1] != self.config.audio_channels:
+            raise ValueError(
+                f"expected a waveform (B, {self.config.audio_channels}, S), got {tuple(wav.shape)}"
+            )
+        wav = F.pad(wav, (0, -wav.shape[-1] % self.config.downsampling))
+        return posterior(self.encoder(wav))
+
+    def encode(
+        self, wav: Tensor, sample: bool = True, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """(B,C,S) -> latents (B,D,ceil(S/ds)): mean + std·ε when `sample`, else the mean."""
+        return sample_posterior(*self.encode_posterior(wav), sample, generator)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """(B,D,T) -> waveform (B,C,T·ds)."""
+        return self.decoder(latents)
+
+    def decode_chunked(
+        self, latents: Tensor, chunk_frames: int = 128, overlap_frames: int = 16
+    ) -> Tensor:
+        """(B,D,T) -> (B,C,T·ds): the frame network runs over windows of ≤ chunk_frames +
+        2·overlap_frames latent frames, the phase integration and inverse STFT over the whole;
+        equal to `decode` when overlap_frames ≥ (3·(decoder_layers + 1)) / frames_per_latent."""
+        decoder = self.decoder
+        cfg = self.config
+        parameters = decode_in_chunks(
+            decoder.frame_parameters,
+            latents,
+            cfg.frames_per_latent,
+            cfg.audio_channels * 3 * decoder.bins,
+            chunk_frames,
+            overlap_frames,
+        )
+        return decoder.synthesise(parameters)
