@@ -94,6 +94,7 @@ class PartStore:
 
         if not isinstance(table, pa.Table):
             table = pa.Table.from_pandas(table, preserve_index=False)
+        table = table.replace_schema_metadata(None)  # plain Arrow types, any pandas reads it
         with atomic_file(self.path(block)) as tmp:
             pq.write_table(table, tmp)
 
