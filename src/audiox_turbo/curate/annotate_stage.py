@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 
 from audiox_turbo.curate.collect_stage import DECISIONS_FILE, PLAN_FILE
-from audiox_turbo.curate.engine import PartStore, Progress, configure_data_context, stream_into_parts
+from audiox_turbo.curate.engine import (
+    PartStore,
+    Progress,
+    configure_data_context,
+    stream_into_parts,
+)
 from audiox_turbo.curate.settings import AnnotateSettings
 from audiox_turbo.errors import AudioXError
 

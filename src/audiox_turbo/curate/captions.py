@@ -15,7 +15,7 @@ VERBS = ("Generate", "Create", "Produce", "Make")
 
 
 def short_name(label: str) -> str:
-    """"music:piano" → "piano"."""
+    """ "music:piano" → "piano"."""
     return label.split(":", 1)[-1]
 
 
@@ -29,7 +29,9 @@ def describe(facts: dict[str, Any], rng: np.random.Generator) -> tuple[str, str]
     if category == "music":
         instruments = list(dict.fromkeys([name, *facts.get("instruments", [])]))
         tempo = facts.get("tempo")
-        pace = "mid" if tempo is None else "fast" if tempo >= 110 else "slow" if tempo < 80 else "mid"
+        pace = (
+            "mid" if tempo is None else "fast" if tempo >= 110 else "slow" if tempo < 80 else "mid"
+        )
         short = f"{_and(instruments)} music"
         detail = f"{rng.choice(MOODS[pace])} {_and(instruments)}"
         if tempo is not None:
@@ -42,7 +44,7 @@ def describe(facts: dict[str, Any], rng: np.random.Generator) -> tuple[str, str]
         voice = "" if pitch is None else ("a low " if pitch[1] < 180 else "a high ")
         short = "speech"
         detail = f"{voice or 'a '}voice speaking" + (
-            f": \"{facts['transcript']}\"" if facts.get("transcript") else ""
+            f': "{facts["transcript"]}"' if facts.get("transcript") else ""
         )
         return short, f"{detail} (speech)"
     events = len(facts.get("onsets", []))
@@ -103,7 +105,9 @@ class LlmCaptioner:
                 **ids, do_sample=True, top_p=0.9, max_new_tokens=self.max_new_tokens,
                 num_return_sequences=self.count, pad_token_id=pad,
             )  # fmt: skip
-        texts = self.tokenizer.batch_decode(out[:, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(
+            out[:, ids["input_ids"].shape[1] :], skip_special_tokens=True
+        )
         return [t.strip().split("\n")[0].strip() for t in texts if t.strip()]
 
     def __call__(self, batch: Any) -> Any:

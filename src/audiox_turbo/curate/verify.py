@@ -20,7 +20,9 @@ def mentioned(caption: str, names: Sequence[str]) -> list[int]:
     """Indices of the class names (their short form) that the caption names as words."""
     text = caption.lower()
     return [
-        i for i, n in enumerate(names) if re.search(rf"\b{re.escape(short_name(n).lower())}\b", text)
+        i
+        for i, n in enumerate(names)
+        if re.search(rf"\b{re.escape(short_name(n).lower())}\b", text)
     ]
 
 
