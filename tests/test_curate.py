@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("ray")
 
+import itertools
+
 from typer.testing import CliRunner
 
 from audiox_turbo.curate.annotate_stage import annotations
@@ -117,7 +119,7 @@ def test_captions_carry_the_world_labels(collected, annotated) -> None:
         hits["class"].append(labels["class"] in text)
         if labels["category"] == "music":
             words = text.replace(".", " ").split()
-            bpm = [float(w) for w, n in zip(words, words[1:], strict=False) if n == "bpm"]
+            bpm = [float(w) for w, n in itertools.pairwise(words) if n == "bpm"]
             hits["tempo"].append(
                 any(abs(b - labels["tempo"]) <= 0.04 * labels["tempo"] for b in bpm)
             )
@@ -147,7 +149,9 @@ def test_llm_captions_from_a_local_random_model(collected, tmp_path: Path) -> No
     for part in sorted((copy / "clips" / "table").glob("part-*.parquet"))[1:]:
         part.unlink()  # one block is enough here
     llm = tiny_causal_lm(tmp_path / "lm")
-    summary = run_annotate(copy, AnnotateSettings(batch_size=8, captions=2, llm_retries=1), llm=str(llm))
+    summary = run_annotate(
+        copy, AnnotateSettings(batch_size=8, captions=2, llm_retries=1), llm=str(llm)
+    )
     assert summary["captioned"] == summary["clips"] > 0
     table = annotations(copy)
     written = [c for cs in table["captions"] for c in cs] + [
