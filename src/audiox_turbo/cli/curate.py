@@ -61,6 +61,9 @@ def annotate(
     judge: str | None = typer.Option(None, help="Judge folder (default: the shipped judge)."),
     expert: list[str] = typer.Option([], help="KIND=DIR plug-in expert: tagger or asr."),
     llm: str | None = typer.Option(None, help="Local Hugging Face causal LM folder."),
+    clap: str | None = typer.Option(
+        None, help="Local CLAP folder: verify captions by audio-text similarity."
+    ),
     captions: int = typer.Option(3, help="Captions per clip."),
     batch_size: int = typer.Option(8, help="Clips per model batch."),
     actors: int = typer.Option(1, help="Expert actors (model copies)."),
@@ -75,12 +78,13 @@ def annotate(
     from audiox_turbo.curate.settings import AnnotateSettings
     from audiox_turbo.errors import AudioXError
 
-    if llm is not None and not Path(llm).is_dir():
-        raise AudioXError(f"--llm {llm}: not a folder")
+    for flag, folder in (("--llm", llm), ("--clap", clap)):
+        if folder is not None and not Path(folder).is_dir():
+            raise AudioXError(f"{flag} {folder}: not a folder")
     settings = AnnotateSettings(batch_size, actors, captions, min_score)
     plugins = parse_plugins(expert)
     with ray_session(address, num_cpus):
-        summary = run_annotate(folder, settings, judge, plugins, llm, echo=typer.echo)
+        summary = run_annotate(folder, settings, judge, plugins, llm, clap, echo=typer.echo)
     typer.echo(f"{folder}: {summary}")
 
 

@@ -1,6 +1,7 @@
 """Stage 2 as a Ray Data pipeline over the kept clips of a collected folder: decode (task) →
-model experts (actor pool) → measurements (task) → [LM captions (actor)] → verified captions
-(task), one Parquet part per stage-1 block under `annotations/`."""
+model experts (actor pool) → measurements (task) → [LM captions (actor)] → candidates (task)
+→ [CLAP scores (actor)] → verified captions (task), one Parquet part per stage-1 block under
+`annotations/`."""
 
 from __future__ import annotations
 
@@ -60,13 +61,14 @@ def run_annotate(
     judge: str | None = None,
     plugins: Sequence[tuple[str, str]] = (),
     llm: str | None = None,
+    clap: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Annotate the kept clips of `out_dir` (needs a Ray session); returns a summary."""
     import ray.data
 
     from audiox_turbo.curate.experts import ModelExperts, measure_facts
-    from audiox_turbo.curate.verify import verify_batch
+    from audiox_turbo.curate.verify import ClapScorer, candidate_batch, select_batch
     from audiox_turbo.eval.judge import load_judge
 
     out = Path(out_dir)
@@ -99,7 +101,17 @@ def run_annotate(
                 concurrency=1, batch_size=settings.batch_size, batch_format="pandas",
             )  # fmt: skip
         ds = ds.map_batches(
-            verify_batch,
+            candidate_batch, fn_kwargs={"wanted": settings.captions},
+            batch_size=settings.batch_size, batch_format="pandas",
+        )  # fmt: skip
+        if clap is not None:
+            ds = ds.map_batches(
+                ClapScorer,
+                fn_constructor_kwargs={"folder": clap, "sample_rate": settings.sample_rate},
+                concurrency=1, batch_size=settings.batch_size, batch_format="pandas",
+            )  # fmt: skip
+        ds = ds.map_batches(
+            select_batch,
             fn_kwargs={"classes": classes, "wanted": settings.captions,
                        "min_score": settings.min_score},
             batch_size=settings.batch_size, batch_format="pandas",

@@ -1,0 +1,154 @@
+"""Curation pieces without Ray: the stage-1 measurements and rules on planted signals, the
+fingerprint search, the composer and verifier, and the plug-in experts and the CLAP scorer
+with tiny randomly initialised local models (no download)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audiox_turbo.curate.decide import clip_reason
+from audiox_turbo.curate.fingerprint import best_bit_error_rate, find_duplicates, fingerprint
+from audiox_turbo.curate.quality import audio_measurements, silence_split
+from audiox_turbo.curate.settings import FilterThresholds, with_overrides
+from audiox_turbo.curate.verify import judge_score, select_batch
+from audiox_turbo.errors import AudioXError
+
+RATE = 16000
+CLASSES = ("music:piano", "sfx:rain", "sfx:knock", "speech:speech")
+
+
+def tone_mix(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
+    """A noisy chord with a few bursts: passes every rule."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = sum(np.sin(2 * np.pi * f * t) for f in (220 * (1 + seed), 277, 330)) / 6
+    x += 0.05 * rng.standard_normal(len(t))
+    for start in rng.uniform(0, seconds - 0.2, 5):
+        i = int(start * RATE)
+        x[i : i + 800] += 0.3 * rng.standard_normal(800)
+    return (0.8 * x / np.abs(x).max()).astype(np.float32)
+
+
+def row_for(audio: np.ndarray) -> dict:
+    return {"error": "", "has_audio": True, "has_video": False, "duration": len(audio) / RATE,
+            **audio_measurements(audio, RATE)}  # fmt: skip
+
+
+def test_rules_name_dc_hum_and_clipping() -> None:
+    t = FilterThresholds()
+    good = tone_mix()
+    assert clip_reason(row_for(good), t) == ""
+    assert clip_reason(row_for(good * 0.3 + 0.6), t) == "dc_offset"
+    hum = np.sin(2 * np.pi * 50 * np.arange(3 * RATE) / RATE).astype(np.float32) * 0.5
+    assert clip_reason(row_for(hum + 0.01 * good), t) == "hum"
+    assert clip_reason(row_for(np.clip(good * 6, -1, 1)), t) == "clipped"
+    assert clip_reason(row_for(good[:8000]), t) == "too_short"
+
+
+def test_silence_split_finds_the_sounding_pieces() -> None:
+    x = np.concatenate([tone_mix(1.0), np.zeros(RATE), tone_mix(1.5, 1)])
+    pieces = silence_split(x, RATE, gap_s=0.3)
+    assert len(pieces) == 2
+    assert abs(pieces[1][0] / RATE - 2.0) < 0.05
+
+
+def test_fingerprints_find_shifted_copies_only() -> None:
+    a, b = tone_mix(seed=0), tone_mix(seed=1)
+    shifted = a[int(0.37 * RATE) :] * 0.7
+    fa, fb, fs = fingerprint(a), fingerprint(b), fingerprint(shifted)
+    assert best_bit_error_rate(fa, fs) < 0.2 < best_bit_error_rate(fa, fb)
+    dropped = find_duplicates(["a", "b", "s"], ["h1", "h2", "h3"], [fa, fb, fs], 0.2)
+    assert dropped == {"s": ("near_duplicate", "a")}
+    assert find_duplicates(["a", "c"], ["h", "h"], [fa, fa], 0.2) == {"c": ("exact_duplicate", "a")}
+
+
+def test_threshold_overrides_are_checked() -> None:
+    assert with_overrides(FilterThresholds(), ["silence_dbfs=-70"]).silence_dbfs == -70
+    for bad in (["nope=1"], ["silence_dbfs"], ["silence_dbfs=loud"]):
+        with pytest.raises(AudioXError, match="--threshold"):
+            with_overrides(FilterThresholds(), bad)
+
+
+def facts(klass: str = "music:piano", tempo: float | None = 120.0) -> dict:
+    probs = [0.9 if c == klass else 0.1 / 3 for c in CLASSES]
+    return {"category": klass.split(":")[0], "category_prob": 0.95, "class": klass,
+            "class_probs": probs, "instruments": ["piano"], "tempo": tempo, "key": "C",
+            "mode": "major", "onsets": []}  # fmt: skip
+
+
+def test_the_verifier_scores_claims() -> None:
+    f = facts()
+    assert judge_score("Upbeat piano at 121 BPM in C major.", f, CLASSES) == pytest.approx(0.9)
+    assert judge_score("Piano at 150 BPM.", f, CLASSES) == 0.0  # tempo off by 25 %
+    assert judge_score("Piano in A minor.", f, CLASSES) == 0.0  # wrong key
+    assert judge_score("Rain on a roof.", f, CLASSES) < 0.1  # the judge's class is piano
+    assert judge_score("Something nice.", f, CLASSES) == 0.0  # nothing checkable
+    assert judge_score("Some music.", f, CLASSES) == pytest.approx(0.475)
+
+
+def test_select_keeps_good_captions_in_order_and_records_rejections() -> None:
+    import pandas as pd
+
+    batch = pd.DataFrame({
+        "facts": [json.dumps(facts())],
+        "candidates": [["Rain falling.", "Piano at 120 BPM.", "Piano music.", "Piano solo."]],
+    })  # fmt: skip
+    out = select_batch(batch, CLASSES, wanted=2, min_score=0.1)
+    assert out["captions"][0] == ["Piano at 120 BPM.", "Piano music."]
+    assert out["rejected_captions"][0] == ["Rain falling."]
+
+
+def tiny_plugins(root: Path) -> tuple[Path, Path]:
+    """A random AST audio classifier and a random wav2vec2 CTC recogniser, saved offline."""
+    from transformers import (
+        ASTConfig,
+        ASTFeatureExtractor,
+        ASTForAudioClassification,
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )  # fmt: skip
+
+    labels = {0: "dog", 1: "rain", 2: "piano"}
+    config = ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=37, max_length=128, num_mel_bins=32, id2label=labels,
+                       label2id={v: k for k, v in labels.items()})  # fmt: skip
+    ASTForAudioClassification(config).save_pretrained(root / "tagger")
+    ASTFeatureExtractor(num_mel_bins=32, max_length=128).save_pretrained(root / "tagger")
+    letters = ["<pad>", "<s>", "</s>", "<unk>", "|", *"abcdefghijklmnopqrstuvwxyz"]
+    (root / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(letters)}))
+    processor = Wav2Vec2Processor(
+        feature_extractor=Wav2Vec2FeatureExtractor(sampling_rate=RATE),
+        tokenizer=Wav2Vec2CTCTokenizer(str(root / "vocab.json")),
+    )
+    processor.save_pretrained(root / "asr")
+    config = Wav2Vec2Config(vocab_size=len(letters), hidden_size=32, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=37, conv_dim=(16, 16),
+                            conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=2, pad_token_id=0)  # fmt: skip
+    Wav2Vec2ForCTC(config).save_pretrained(root / "asr")
+    return root / "tagger", root / "asr"
+
+
+def test_plugin_experts_run_local_transformers_folders(tmp_path: Path) -> None:
+    from audiox_turbo.curate.captions import compose
+    from audiox_turbo.curate.experts import TransformersExpert, parse_plugins
+
+    tagger, asr = tiny_plugins(tmp_path)
+    plugins = parse_plugins([f"tagger={tagger}", f"asr={asr}"])
+    clips = [tone_mix(1.0), tone_mix(1.5, 1)]
+    tags = TransformersExpert(*plugins[0])(clips)
+    assert [len(t["tags"]) for t in tags] == [3, 3]
+    assert {name for name, _ in tags[0]["tags"]} == {"dog", "rain", "piano"}
+    words = TransformersExpert(*plugins[1])(clips)
+    assert all(isinstance(w["transcript"], str) for w in words)
+    caption = compose({**facts(), "tags": tags[0]["tags"]}, "clip", 2)[1]
+    assert tags[0]["tags"][0][0] in caption
+    with pytest.raises(AudioXError, match="KIND=DIR"):
+        parse_plugins(["clap=/nowhere"])
