@@ -152,3 +152,59 @@ def test_plugin_experts_run_local_transformers_folders(tmp_path: Path) -> None:
     assert tags[0]["tags"][0][0] in caption
     with pytest.raises(AudioXError, match="KIND=DIR"):
         parse_plugins(["clap=/nowhere"])
+
+
+def tiny_clap(root: Path) -> Path:
+    """A random CLAP (1-layer text and audio towers) with a byte-level BPE tokenizer trained on
+    two sentences, saved offline."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import (
+        ClapAudioConfig,
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapProcessor,
+        ClapTextConfig,
+        RobertaTokenizerFast,
+    )  # fmt: skip
+
+    bpe = ByteLevelBPETokenizer()
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe.train_from_iterator(
+        ["a piano sound at 120 bpm in C major", "rain and knock sounds, speech"],
+        vocab_size=300, special_tokens=special,
+    )  # fmt: skip
+    names = dict(zip(("bos", "pad", "eos", "unk", "mask"), special, strict=True))
+    tok = RobertaTokenizerFast(
+        tokenizer_object=bpe._tokenizer, **{f"{k}_token": v for k, v in names.items()}
+    )
+    features = ClapFeatureExtractor(truncation="rand_trunc")
+    ClapProcessor(feature_extractor=features, tokenizer=tok).save_pretrained(root)
+    text = ClapTextConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                          num_attention_heads=2, intermediate_size=37, projection_dim=16,
+                          max_position_embeddings=64)  # fmt: skip
+    audio = ClapAudioConfig(hidden_size=32, depths=[1, 1], num_attention_heads=[2, 2],
+                            patch_embeds_hidden_size=16, projection_dim=16,
+                            window_size=8)  # fmt: skip
+    config = ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16)
+    ClapModel(config).save_pretrained(root)
+    return root
+
+
+def test_clap_scores_every_candidate_and_contradictions_still_fail(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from audiox_turbo.curate.verify import ClapScorer
+
+    scorer = ClapScorer(str(tiny_clap(tmp_path / "clap")), RATE)
+    candidates = ["A piano sound.", "Rain and knock sounds.", "Piano at 200 BPM."]
+    batch = pd.DataFrame({
+        "wave": [tone_mix(2.0)], "facts": [json.dumps(facts())], "candidates": [candidates],
+    })  # fmt: skip
+    scored = scorer(batch)
+    sims = scored["clap_scores"][0]
+    assert len(sims) == 3 and all(-1.0 <= s <= 1.0 for s in sims)
+    assert sims[0] != sims[1]
+    out = select_batch(scored, CLASSES, wanted=3, min_score=-1.0)
+    assert "Piano at 200 BPM." in out["rejected_captions"][0]  # contradicts the tempo
+    assert out["caption_scores"][0] == [round(s, 4) for s in sims[:2]]

@@ -1,8 +1,8 @@
 """The caption verifier: checks what a caption claims against what the experts measured on the
 audio. By default (judge labels) a caption scores the judge probability of the class it names
 (0 when it names nothing checkable); with CLAP it scores the audio–text cosine similarity.
-Either way a claimed tempo more than 8 % off, a claimed key that differs, or a named class the
-judge all but rules out (probability < 0.02) scores 0."""
+Either way a caption claiming a tempo more than 8 % off, a key that differs, or a class the
+judge all but rules out (probability < 0.02) is rejected."""
 
 from __future__ import annotations
 
@@ -121,18 +121,19 @@ def _unit(x: Any) -> Any:
 
 
 def select_batch(batch: Any, classes: Sequence[str], wanted: int, min_score: float) -> Any:
-    """Ray task: score the candidates (CLAP when `clap_scores` exist, else the judge), keep up
-    to `wanted` in order that reach `min_score`; record scores and the rejected ones."""
+    """Ray task: drop the candidates that contradict the facts, score the others (CLAP when
+    `clap_scores` exist, else the judge), keep up to `wanted` in order that reach `min_score`;
+    record the scores and the rejected captions."""
     clap = batch["clap_scores"] if "clap_scores" in batch else [None] * len(batch)
     kept, scores, rejected = [], [], []
     for facts, candidates, sims in zip(batch["facts"], batch["candidates"], clap, strict=True):
         facts = json.loads(facts)
         good, good_scores, bad = [], [], []
         for i, caption in enumerate(candidates):
-            if sims is None:
-                s = judge_score(caption, facts, classes)
-            else:
-                s = 0.0 if contradicts(caption, facts, classes) else float(sims[i])
+            if contradicts(caption, facts, classes):
+                bad.append(caption)
+                continue
+            s = judge_score(caption, facts, classes) if sims is None else float(sims[i])
             if s < min_score:
                 bad.append(caption)
             elif len(good) < wanted:
