@@ -208,3 +208,27 @@ def test_clap_scores_every_candidate_and_contradictions_still_fail(tmp_path: Pat
     out = select_batch(scored, CLASSES, wanted=3, min_score=-1.0)
     assert "Piano at 200 BPM." in out["rejected_captions"][0]  # contradicts the tempo
     assert out["caption_scores"][0] == [round(s, 4) for s in sims[:2]]
+
+
+def test_recordings_are_cut_into_windows() -> None:
+    from audiox_turbo.curate.collect import windows
+    from audiox_turbo.curate.settings import CutSettings
+
+    x = np.concatenate([tone_mix(4.0), np.zeros(RATE), tone_mix(2.5, 1)])
+    fixed = windows(x, RATE, CutSettings(clip_seconds=3.0, min_seconds=1.0))
+    assert [(a / RATE, b / RATE) for a, b in fixed] == [(0, 3), (3, 6), (6, 7.5)]
+    cut = windows(x, RATE, CutSettings(clip_seconds=3.0, min_seconds=1.0, split="silence"))
+    assert len(cut) == 3 and abs(cut[2][0] / RATE - 5.0) < 0.05  # 3 s + 1 s, then 2.5 s
+    assert len(windows(tone_mix(0.5), RATE, CutSettings())) == 1  # kept to record too_short
+
+
+def test_video_windows_decode_from_their_start(tmp_path: Path) -> None:
+    from audiox_turbo.curate.video_checks import luma_frames, motion
+    from audiox_turbo.data.world.media import write_mp4
+
+    frames = np.zeros((100, 32, 32, 3), np.uint8)
+    frames[60:] = 200  # the picture changes at 2.4 s
+    write_mp4(tmp_path / "v.mp4", frames, 25)
+    late, fps = luma_frames(str(tmp_path / "v.mp4"), 2.0, 1.0)
+    assert fps == 25 and len(late) == 25
+    assert int(np.argmax(motion(late))) == 10

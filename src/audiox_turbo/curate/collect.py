@@ -165,14 +165,14 @@ def collect_file(url: str, order: int, cut: CutSettings, out_dir: str) -> list[d
 def _collect_local(
     url: str, path: Path, order: int, cut: CutSettings, out_dir: Path
 ) -> list[dict[str, Any]]:
+    import torch
+
     from audiox_turbo.io.audio import resample
 
     has_audio, has_video = probe(path)
     if not has_audio:
         return [_file_row(url, order, has_video=has_video)]
     audio, rate = decode_checked(path)
-    import torch
-
     mono = audio.mean(axis=0)
     caption = _sidecar_caption(path) if "://" not in url else ""
     rows = []

@@ -43,16 +43,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     temp = None
     if address is None:
         temp = tempfile.mkdtemp(prefix="ray-")
-    src = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH", "")
-    env = {"PYTHONPATH": src if not path else f"{src}{os.pathsep}{path}"}
     ray.init(
         address=address,
         num_cpus=num_cpus if address is None else None,
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
-        runtime_env={"env_vars": env},
         **({"_temp_dir": temp} if temp else {}),
     )
     try:

@@ -22,6 +22,8 @@ def luma_frames(
         stream = container.streams.video[0]
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         origin = (container.start_time or 0) / 1_000_000
+        if start > 0:  # to the keyframe before the window, not through the whole file
+            container.seek(int((origin + start) / stream.time_base), stream=stream)
         for frame in container.decode(stream):
             t = (frame.time if frame.time is not None else 0.0) - origin
             if t < start - 1e-6:
