@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from audiox_turbo.atomic import write_json_atomic
-from audiox_turbo.curate.collect import collect_file, list_sources
+from audiox_turbo.curate.collect import ROW_DEFAULTS, collect_file, list_sources
 from audiox_turbo.curate.decide import decide, reason_counts
 from audiox_turbo.curate.engine import (
     PartStore,
@@ -26,6 +26,8 @@ MEDIA_SUFFIXES = frozenset({
     ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma",
     ".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v",
 })  # fmt: skip
+TABLE_COLUMNS = ("block", *ROW_DEFAULTS, "fingerprint")
+"""Every column of a stage-1 part."""
 PLAN_FILE = "collect.json"
 DECISIONS_FILE = "decisions.parquet"
 REPORT_FILE = "collect_report.json"
@@ -110,8 +112,9 @@ def refilter(out_dir: str | os.PathLike[str], thresholds: FilterThresholds) -> d
     out = Path(out_dir)
     if not (out / PLAN_FILE).is_file():
         raise AudioXError(f"{out}: not a collected folder (no {PLAN_FILE}; run `curate collect`)")
-    table = PartStore(out / "clips" / "table").read()
-    decisions = decide(table, thresholds)
+    store = PartStore(out / "clips" / "table")
+    table = store.read([c for c in TABLE_COLUMNS if c != "fingerprint"])
+    decisions = decide(table, thresholds, lambda ids: store.select(ids, "fingerprint"))
     from audiox_turbo.atomic import atomic_file
 
     with atomic_file(out / DECISIONS_FILE) as tmp:

@@ -5,6 +5,7 @@ functions of the table and the thresholds, so re-filtering needs no decoding."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -55,8 +56,14 @@ def clip_reason(row: dict[str, Any], t: FilterThresholds) -> str:
     return ""
 
 
-def decide(table: Any, thresholds: FilterThresholds) -> Any:
-    """DataFrame (clip_id, reason, duplicate_of) for a stage-1 table (with `fingerprint`)."""
+def decide(
+    table: Any,
+    thresholds: FilterThresholds,
+    fingerprints: Callable[[set[str]], dict[str, bytes]],
+) -> Any:
+    """DataFrame (clip_id, reason, duplicate_of) for a stage-1 table (without fingerprints);
+    `fingerprints(ids)` returns the fingerprint bytes of the surviving clips, so only those
+    are ever held in memory."""
     import pandas as pd
 
     rows = table.to_dict("records")
@@ -65,10 +72,11 @@ def decide(table: Any, thresholds: FilterThresholds) -> Any:
         (i for i, r in enumerate(reasons) if not r),
         key=lambda i: (-rows[i]["duration"], rows[i]["order"], rows[i]["window"]),
     )
+    prints = fingerprints({rows[i]["clip_id"] for i in survivors})
     dropped = find_duplicates(
         [rows[i]["clip_id"] for i in survivors],
         [rows[i]["pcm_sha1"] for i in survivors],
-        [np.frombuffer(rows[i]["fingerprint"], np.uint32) for i in survivors],
+        [np.frombuffer(prints[rows[i]["clip_id"]], np.uint32) for i in survivors],
         thresholds.duplicate_ber,
     )
     duplicate_of = [""] * len(rows)

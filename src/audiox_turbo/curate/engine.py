@@ -106,6 +106,18 @@ class PartStore:
             [pq.read_table(p, columns=columns).to_pandas() for p in parts], ignore_index=True
         )
 
+    def select(self, ids: set[str], column: str) -> dict[str, Any]:
+        """{clip_id: value of `column`} for the rows of `ids`, read part by part."""
+        import pyarrow.parquet as pq
+
+        out: dict[str, Any] = {}
+        for part in sorted(self.folder.glob("part-*.parquet")):
+            table = pq.read_table(part, columns=["clip_id", column]).to_pydict()
+            out.update(
+                (k, v) for k, v in zip(table["clip_id"], table[column], strict=True) if k in ids
+            )
+        return out
+
 
 def stream_into_parts(
     dataset: Any,
