@@ -126,8 +126,10 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as work:
                 cmd = [sys.executable, __file__, "--num-cpus", str(args.num_cpus),
                        "--one", str(clips), engine, work]  # fmt: skip
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-                results.append(json.loads(out.strip().splitlines()[-1]))
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode != 0:
+                    sys.exit(f"{clips} clips, {engine}: failed\n{done.stderr[-3000:]}")
+                results.append(json.loads(done.stdout.strip().splitlines()[-1]))
                 print(results[-1], flush=True)
     print(f"\n{'clips':>6} {'engine':>7} {'collect/s':>10} {'annotate/s':>11} "
           f"{'driver MB':>10} {'worker MB':>10}")  # fmt: skip

@@ -38,10 +38,43 @@ def collected(tmp_path_factory: pytest.TempPathFactory, ray_local: None):
     first = sorted(n for n, r in expected.items() if not r and n.endswith(".wav"))[0]
     (root / "a_good" / first).with_suffix(".txt").write_text(WRONG_CAPTION)
     out = root / "curated"
-    args = ["collect", str(root / "a_good"), str(root / "z_defects"), "--out", str(out)]
+    sources = [str(root / "a_good"), str(root / "z_defects")]
+    interrupted = interrupt_after_first_block(sources, out)
+    args = ["collect", *sources, "--out", str(out)]
     result = CliRunner().invoke(app, [*args, "--files-per-block", "8"])
     assert result.exit_code == 0, result.output
-    return root, out, expected, args
+    interrupted["resumed"] = json.loads((out / "collect_report.json").read_text())
+    interrupted["first_part_after"] = (out / "clips/table/part-00000.parquet").stat().st_mtime_ns
+    return root, out, expected, args, interrupted
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after_first_block(sources: list[str], out: Path) -> dict:
+    """Start collecting and stop the run (as Ctrl-C would) once the first block is written."""
+    from audiox_turbo.curate.collect_stage import run_collect
+    from audiox_turbo.curate.settings import CutSettings, FilterThresholds
+
+    def echo(line: str) -> None:
+        if "done" in line:
+            raise Interrupted(line)
+
+    with pytest.raises(Interrupted):
+        run_collect(sources, out, CutSettings(), FilterThresholds(), 8, echo=echo)
+    parts = sorted((out / "clips" / "table").glob("part-*.parquet"))
+    return {"parts": [p.name for p in parts], "first_part": parts[0].stat().st_mtime_ns}
+
+
+def test_an_interrupted_collect_resumes_without_redoing_finished_blocks(collected) -> None:
+    interrupted = collected[4]
+    assert interrupted["parts"] == ["part-00000.parquet"]
+    assert (interrupted["resumed"]["blocks_run"], interrupted["resumed"]["blocks_skipped"]) == (
+        2,
+        1,
+    )
+    assert interrupted["first_part_after"] == interrupted["first_part"]
 
 
 def decisions_by_name(out: Path) -> dict[str, str]:
@@ -53,7 +86,7 @@ def decisions_by_name(out: Path) -> dict[str, str]:
 
 
 def test_collect_keeps_the_good_clips_and_names_each_defect(collected) -> None:
-    _, out, expected, _ = collected
+    _, out, expected, _, _ = collected
     assert decisions_by_name(out) == expected
     kept = [p for p in (out / "clips" / "audio").iterdir()]
     assert len(kept) >= sum(1 for r in expected.values() if not r)
@@ -62,7 +95,7 @@ def test_collect_keeps_the_good_clips_and_names_each_defect(collected) -> None:
 def test_resume_redoes_only_the_missing_block(collected) -> None:
     from audiox_turbo.cli.curate import app
 
-    _, out, expected, args = collected
+    _, out, expected, args, _ = collected
     parts = sorted((out / "clips" / "table").glob("part-*.parquet"))
     assert len(parts) == 3
     before = {p: p.stat().st_mtime_ns for p in parts}
@@ -79,7 +112,7 @@ def test_resume_redoes_only_the_missing_block(collected) -> None:
 def test_filter_changes_a_threshold_without_decoding(collected) -> None:
     from audiox_turbo.cli.curate import app
 
-    _, out, expected, _ = collected
+    _, out, expected, _, _ = collected
     runner = CliRunner()
     loose = runner.invoke(app, ["filter", str(out), "--threshold", "silence_dbfs=-300"])
     assert loose.exit_code == 0, loose.output
@@ -94,8 +127,10 @@ def test_filter_changes_a_threshold_without_decoding(collected) -> None:
 def annotated(collected):
     from audiox_turbo.cli.curate import app
 
-    _, out, _, _ = collected
-    result = CliRunner().invoke(app, ["annotate", str(out), "--batch-size", "4"])
+    _, out, _, _, _ = collected
+    result = CliRunner().invoke(
+        app, ["annotate", str(out), "--batch-size", "4", "--actor-cpus", "0.5"]
+    )
     assert result.exit_code == 0, result.output
     return annotations(out)
 
@@ -103,7 +138,7 @@ def annotated(collected):
 def test_captions_carry_the_world_labels(collected, annotated) -> None:
     from audiox_turbo.data.world.labels import has_measurable_key
 
-    root, out, _, _ = collected
+    root, out, _, _, _ = collected
     world = {
         json.loads(line)["id"]: json.loads(line)
         for line in (root / "world" / "train.jsonl").read_text().splitlines()
@@ -143,14 +178,16 @@ def test_llm_captions_from_a_local_random_model(collected, tmp_path: Path) -> No
     from audiox_turbo.curate.annotate_stage import run_annotate
     from audiox_turbo.curate.settings import AnnotateSettings
 
-    _, out, _, _ = collected
+    _, out, _, _, _ = collected
     copy = tmp_path / "curated"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("annotations"))
     for part in sorted((copy / "clips" / "table").glob("part-*.parquet"))[1:]:
         part.unlink()  # one block is enough here
     llm = tiny_causal_lm(tmp_path / "lm")
     summary = run_annotate(
-        copy, AnnotateSettings(batch_size=8, captions=2, llm_retries=1), llm=str(llm)
+        copy,
+        AnnotateSettings(batch_size=8, actor_cpus=0.5, captions=2, llm_retries=1),
+        llm=str(llm),
     )
     assert summary["captioned"] == summary["clips"] > 0
     table = annotations(copy)
@@ -199,7 +236,7 @@ def test_export_trains_the_tiny_teacher(collected, annotated, tmp_path: Path) ->
     from audiox_turbo.cli.curate import app
     from audiox_turbo.cli.train import app as train_app
 
-    _, out, _, _ = collected
+    _, out, _, _, _ = collected
     shards = tmp_path / "shards"
     result = CliRunner().invoke(app, ["export", str(out), "--shards", str(shards)])
     assert result.exit_code == 0, result.output

@@ -67,6 +67,7 @@ def annotate(
     captions: int = typer.Option(3, help="Captions per clip."),
     batch_size: int = typer.Option(8, help="Clips per model batch."),
     actors: int = typer.Option(1, help="Expert actors (model copies)."),
+    actor_cpus: float = typer.Option(1.0, help="CPUs each model actor reserves."),
     min_score: float = typer.Option(0.1, help="Verifier score a caption needs."),
     address: str | None = ADDRESS,
     num_cpus: int | None = CPUS,
@@ -78,10 +79,10 @@ def annotate(
     from audiox_turbo.curate.settings import AnnotateSettings
     from audiox_turbo.errors import AudioXError
 
-    for flag, folder in (("--llm", llm), ("--clap", clap)):
-        if folder is not None and not Path(folder).is_dir():
-            raise AudioXError(f"{flag} {folder}: not a folder")
-    settings = AnnotateSettings(batch_size, actors, captions, min_score)
+    for flag, model in (("--llm", llm), ("--clap", clap)):
+        if model is not None and not Path(model).is_dir():
+            raise AudioXError(f"{flag} {model}: not a folder")
+    settings = AnnotateSettings(batch_size, actors, actor_cpus, captions, min_score)
     plugins = parse_plugins(expert)
     with ray_session(address, num_cpus):
         summary = run_annotate(folder, settings, judge, plugins, llm, clap, echo=typer.echo)

@@ -23,6 +23,9 @@ from audiox_turbo.curate.engine import (
 from audiox_turbo.curate.settings import AnnotateSettings
 from audiox_turbo.errors import AudioXError
 
+LIGHT_CPUS = 0.1
+"""CPU share reserved by the bookkeeping steps (candidates, selection), so that they never wait
+for the CPUs the model actors hold."""
 OUTPUT_COLUMNS = ("block", "clip_id", "facts", "captions", "caption_scores", "rejected_captions")
 
 
@@ -89,7 +92,8 @@ def run_annotate(
         )  # fmt: skip
         ds = ds.map_batches(
             ModelExperts, fn_constructor_kwargs={"judge": judge, "plugins": list(plugins)},
-            concurrency=settings.actors, batch_size=settings.batch_size, batch_format="pandas",
+            concurrency=settings.actors, num_cpus=settings.actor_cpus,
+            batch_size=settings.batch_size, batch_format="pandas",
         )  # fmt: skip
         ds = ds.map_batches(measure_facts, batch_size=settings.batch_size, batch_format="pandas")
         if llm is not None:
@@ -98,25 +102,27 @@ def run_annotate(
             count = settings.captions * (1 + settings.llm_retries)
             ds = ds.map_batches(
                 LlmCaptioner, fn_constructor_kwargs={"folder": llm, "count": count},
-                concurrency=1, batch_size=settings.batch_size, batch_format="pandas",
+                concurrency=1, num_cpus=settings.actor_cpus,
+                batch_size=settings.batch_size, batch_format="pandas",
             )  # fmt: skip
         ds = ds.map_batches(
-            candidate_batch, fn_kwargs={"wanted": settings.captions},
+            candidate_batch, fn_kwargs={"wanted": settings.captions}, num_cpus=LIGHT_CPUS,
             batch_size=settings.batch_size, batch_format="pandas",
         )  # fmt: skip
         if clap is not None:
             ds = ds.map_batches(
                 ClapScorer,
                 fn_constructor_kwargs={"folder": clap, "sample_rate": settings.sample_rate},
-                concurrency=1, batch_size=settings.batch_size, batch_format="pandas",
+                concurrency=1, num_cpus=settings.actor_cpus,
+                batch_size=settings.batch_size, batch_format="pandas",
             )  # fmt: skip
         ds = ds.map_batches(
             select_batch,
             fn_kwargs={"classes": classes, "wanted": settings.captions,
                        "min_score": settings.min_score},
-            batch_size=settings.batch_size, batch_format="pandas",
+            num_cpus=LIGHT_CPUS, batch_size=settings.batch_size, batch_format="pandas",
         )  # fmt: skip
-        ds = ds.map_batches(_drop_wave, batch_format="pandas")
+        ds = ds.map_batches(_drop_wave, batch_format="pandas", num_cpus=LIGHT_CPUS)
         stream_into_parts(ds, store, pending, 64, Progress("annotate", len(pending), echo))
     table = annotations(out)
     captioned = int((table["captions"].map(len) > 0).sum()) if len(table) else 0

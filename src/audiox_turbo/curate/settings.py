@@ -73,11 +73,19 @@ def with_overrides(thresholds: FilterThresholds, pairs: list[str]) -> FilterThre
 
 @dataclass(frozen=True)
 class AnnotateSettings:
-    """Stage 2: experts batch size and pool size, captions per clip, verifier threshold."""
+    """Stage 2: experts batch size, pool size and CPUs per model actor, captions per clip,
+    verifier threshold."""
 
     batch_size: int = 8
     actors: int = 1
+    actor_cpus: float = 1.0
     captions: int = 3
     min_score: float = 0.1
     llm_retries: int = 2
     sample_rate: int = 16000
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.actors < 1 or self.captions < 1:
+            raise AudioXError("--batch-size, --actors and --captions must be >= 1")
+        if not self.actor_cpus > 0:
+            raise AudioXError(f"--actor-cpus {self.actor_cpus}: must be > 0")
