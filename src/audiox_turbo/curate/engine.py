@@ -21,7 +21,7 @@ from typing import Any
 from audiox_turbo.atomic import atomic_file, remove_stale_temps
 from audiox_turbo.errors import AudioXError
 
-ROWS_PER_BLOCK = 64
+STARTUP_TRIES = 3
 
 
 def _require_ray() -> Any:
@@ -43,7 +43,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     temp = None
     if address is None:
         temp = tempfile.mkdtemp(prefix="ray-")
-    ray.init(
+    _init_with_retries(
+        ray,
         address=address,
         num_cpus=num_cpus if address is None else None,
         include_dashboard=False,
@@ -57,6 +58,19 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         ray.shutdown()
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+def _init_with_retries(ray: Any, **kwargs: Any) -> None:
+    """ray.init, tried STARTUP_TRIES times: on a loaded machine the raylet can miss Ray's fixed
+    30 s registration window."""
+    for attempt in range(STARTUP_TRIES):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as e:  # Ray raises a bare Exception for this
+            ray.shutdown()
+            if "timed out during startup" not in str(e) or attempt == STARTUP_TRIES - 1:
+                raise
 
 
 def configure_data_context() -> None:
