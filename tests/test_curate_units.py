@@ -232,3 +232,21 @@ def test_video_windows_decode_from_their_start(tmp_path: Path) -> None:
     late, fps = luma_frames(str(tmp_path / "v.mp4"), 2.0, 1.0)
     assert fps == 25 and len(late) == 25
     assert int(np.argmax(motion(late))) == 10
+
+
+def test_bad_input_is_one_line_before_ray_starts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cases = {
+        ("collect", str(tmp_path / "nope"), "--out", str(tmp_path / "o")): "no such file",
+        ("annotate", str(tmp_path)): "not a collected folder",
+        ("export", str(tmp_path), "--shards", str(tmp_path / "s")): "not a collected folder",
+        ("collect", str(tmp_path), "--out", str(tmp_path / "o"), "--split", "x"): "--split",
+    }
+    for args, message in cases.items():
+        run = subprocess.run(
+            [sys.executable, "-m", "audiox_turbo", "curate", *args], capture_output=True, text=True
+        )
+        assert run.returncode == 2 and message in run.stderr, (args, run.stderr)
+        assert len(run.stderr.strip().splitlines()) == 1

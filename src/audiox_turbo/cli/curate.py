@@ -34,7 +34,11 @@ def collect(
     from audiox_turbo.curate.collect_stage import run_collect
     from audiox_turbo.curate.engine import ray_session
     from audiox_turbo.curate.settings import CutSettings, FilterThresholds, with_overrides
+    from audiox_turbo.errors import MediaError
 
+    for src in sources:  # checked before Ray starts
+        if "://" not in src and not Path(src).exists():
+            raise MediaError(f"{src}: no such file or folder")
     cut = CutSettings(clip_seconds, min_seconds, split, target_lufs=target_lufs)
     thresholds = with_overrides(FilterThresholds(min_seconds=min_seconds), threshold)
     with ray_session(address, num_cpus):
@@ -82,6 +86,10 @@ def annotate(
     for flag, model in (("--llm", llm), ("--clap", clap)):
         if model is not None and not Path(model).is_dir():
             raise AudioXError(f"{flag} {model}: not a folder")
+    from audiox_turbo.curate.collect_stage import DECISIONS_FILE
+
+    if not (folder / DECISIONS_FILE).is_file():
+        raise AudioXError(f"{folder}: not a collected folder (run `curate collect` first)")
     settings = AnnotateSettings(batch_size, actors, actor_cpus, captions, min_score)
     plugins = parse_plugins(expert)
     with ray_session(address, num_cpus):
