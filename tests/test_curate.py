@@ -254,3 +254,20 @@ def test_export_trains_the_tiny_teacher(collected, annotated, tmp_path: Path) ->
     run = CliRunner().invoke(train_app, [*args, "--out", str(tmp_path / "run"), "--max-steps", "2"])
     assert run.exit_code == 0, run.output
     assert (tmp_path / "run" / "model" / "denoiser.safetensors").is_file()
+
+
+def test_a_refilter_reannotates_only_the_changed_block(collected, annotated) -> None:
+    from audiox_turbo.cli.curate import app
+
+    _, out, _, _, _ = collected
+    runner = CliRunner()
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "annotations").glob("*.parquet")}
+    assert (
+        runner.invoke(app, ["filter", str(out), "--threshold", "silence_dbfs=-300"]).exit_code == 0
+    )
+    result = runner.invoke(app, ["annotate", str(out), "--actor-cpus", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "1 to run" in result.output
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "annotations").glob("*.parquet")}
+    assert sum(after[name] != before[name] for name in before) == 1
+    assert len(annotations(out)) == len(annotated) + 1

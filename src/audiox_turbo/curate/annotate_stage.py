@@ -54,6 +54,18 @@ def _load_waves(batch: Any, root: str, rate: int) -> Any:
     return batch
 
 
+def _part_matches(store: PartStore, block: int, clip_ids: set[str]) -> bool:
+    """Whether block `block` is annotated for exactly `clip_ids` (a re-filter can change the
+    kept clips of a block; its part is then redone)."""
+    import pyarrow.parquet as pq
+
+    if not store.done(block):
+        return False
+    part = pq.read_table(store.path(block))
+    have = set(part.column("clip_id").to_pylist()) if "clip_id" in part.column_names else set()
+    return have == clip_ids
+
+
 def _drop_wave(batch: Any) -> Any:
     return batch[list(OUTPUT_COLUMNS)]
 
@@ -78,7 +90,8 @@ def run_annotate(
     clips = kept_clips(out)
     store = PartStore(out / "annotations")
     blocks = sorted(PartStore(out / "clips" / "table").read(["block"])["block"].unique().tolist())
-    pending = [b for b in blocks if not store.done(b)]
+    wanted = clips.groupby("block")["clip_id"].apply(set).to_dict()
+    pending = [b for b in blocks if not _part_matches(store, b, wanted.get(b, set()))]
     todo = clips[clips["block"].isin(pending)]
     echo(f"annotate: {len(clips)} kept clips in {len(blocks)} blocks, {len(pending)} to run")
     classes = list(load_judge(judge).config.classes)
