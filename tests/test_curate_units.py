@@ -136,6 +136,7 @@ def tiny_plugins(root: Path) -> tuple[Path, Path]:
     return root / "tagger", root / "asr"
 
 
+@pytest.mark.slow  # builds and runs random transformers models (~30 s on 2 cores)
 def test_plugin_experts_run_local_transformers_folders(tmp_path: Path) -> None:
     from audiox_turbo.curate.captions import compose
     from audiox_turbo.curate.experts import TransformersExpert, parse_plugins
@@ -191,6 +192,7 @@ def tiny_clap(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # builds and runs random transformers models (~30 s on 2 cores)
 def test_clap_scores_every_candidate_and_contradictions_still_fail(tmp_path: Path) -> None:
     import pandas as pd
 
