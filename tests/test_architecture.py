@@ -18,7 +18,7 @@ LAYERS = {
     "model": 4,
     **dict.fromkeys(("official", "data", "distill"), 5),
     **dict.fromkeys(("model_dir", "eval"), 6),
-    **dict.fromkeys(("pipeline", "train"), 7),
+    **dict.fromkeys(("pipeline", "train", "curate"), 7),
     "loader": 8,
     **dict.fromkeys(("serve", "recipe"), 9),
     "cli": 10,

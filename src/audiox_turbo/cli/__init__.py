@@ -21,6 +21,7 @@ app = typer.Typer(
 def _register_subcommands() -> None:
     """Sub-apps; each module imports its heavy dependencies inside its commands."""
     from audiox_turbo.cli.convert import app as official_app
+    from audiox_turbo.cli.curate import app as curate_app
     from audiox_turbo.cli.data import app as data_app
     from audiox_turbo.cli.eval import bench_command, benchmark_app, eval_command, judge_app
     from audiox_turbo.cli.recipe import recipe_command
@@ -29,6 +30,7 @@ def _register_subcommands() -> None:
     from audiox_turbo.cli.train import distill
 
     app.add_typer(data_app, name="data")
+    app.add_typer(curate_app, name="curate")
     app.command("eval")(eval_command)
     app.command("bench")(bench_command)
     app.add_typer(benchmark_app, name="benchmark", help="Score a model on a benchmark.")
