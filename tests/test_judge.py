@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -145,7 +147,8 @@ def test_shared_classes_mean_the_same_sound_in_both_families() -> None:
     assert [judge_class(labels) for labels in synthetic_classes] == list(CLASSES)
 
 
-def test_training_can_start_from_another_judges_trunk(tiny_world) -> None:
+def test_training_can_start_from_another_judge(tiny_world) -> None:
+    """Same vocabulary: every weight carries over; another vocabulary: the trunk only."""
     config = J.JudgeConfig(**SMALL)
     waves, labels = J.manifest_clips(tiny_world, SR)
     targets = J.targets_from_labels(labels, config)
@@ -154,7 +157,12 @@ def test_training_can_start_from_another_judges_trunk(tiny_world) -> None:
     net, _ = J.train_judge(waves[:4], targets, config, epochs=1, lr=1e-9, init=donor)
     conv = "blocks.1.conv1.weight"
     torch.testing.assert_close(net.state_dict()[conv], donor.state_dict()[conv])
-    assert not torch.allclose(net.class_head.weight, donor.class_head.weight)
+    torch.testing.assert_close(net.class_head.weight, donor.class_head.weight)
+    torch.testing.assert_close(net.instrument_head.weight, donor.instrument_head.weight)
+    other = J.JudgeNet(dataclasses.replace(config, classes=config.classes[:-1])).eval()
+    net, _ = J.train_judge(waves[:4], targets, config, epochs=1, lr=1e-9, init=other)
+    torch.testing.assert_close(net.state_dict()[conv], other.state_dict()[conv])
+    assert not torch.allclose(net.instrument_head.weight, other.instrument_head.weight)
     wider = J.JudgeNet(J.JudgeConfig(channels=(8, 16, 32, 64), embed_dim=32))
     with pytest.raises(AudioXError, match="--init"):
         J.train_judge(waves[:4], targets, config, epochs=1, init=wider)

@@ -296,14 +296,17 @@ def train_judge(
 ) -> tuple[JudgeNet, TrainHistory]:
     """Train a judge on mono waveforms `(N, S)` at `config.sample_rate` (AdamW, one-cycle
     cosine learning rate, random crops of `crop_seconds` and random gains of ±6 dB), from
-    random weights or from the trunk (all but the heads) of the judge `init`."""
+    random weights or from the judge `init`: all of it when its vocabulary (categories, classes,
+    instruments) is this one, else its trunk (all but the heads)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = JudgeNet(config)
     if init is not None:
-        trunk = {k: v for k, v in init.state_dict().items() if "_head." not in k}
+        vocabulary = ("categories", "classes", "instruments")
+        same = all(getattr(init.config, v) == getattr(config, v) for v in vocabulary)
+        start = {k: v for k, v in init.state_dict().items() if same or "_head." not in k}
         try:
-            net.load_state_dict(trunk, strict=False)
+            net.load_state_dict(start, strict=False)
         except RuntimeError as exc:
             raise AudioXError(f"--init: judge trunk does not fit this network ({exc})") from None
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-2)
@@ -407,7 +410,8 @@ def train_judge_on_manifest(
 ) -> tuple[Path, TrainHistory]:
     """Train a judge on one or more world splits (directories or manifests; e.g. a real-source
     and a synthetic world, clipped to the first one's length) and save it to `out_dir`;
-    `init`: a judge directory whose trunk starts the training (its heads are not used)."""
+    `init`: a judge directory that starts the training (its heads too when its vocabulary is
+    this one)."""
     if epochs < 1:
         raise AudioXError(f"--epochs {epochs}: must be >= 1")
     if crop_seconds <= 0:
