@@ -8,12 +8,10 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 from typer.testing import CliRunner
 
 from audiox_turbo.cli.train import app
 from audiox_turbo.config import preset, to_dict
-from audiox_turbo.data.manifest import ClipRecord, write_manifest
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.train.run_config import RunConfig
 from audiox_turbo.weights import read_safetensors
@@ -21,22 +19,9 @@ from audiox_turbo.weights import read_safetensors
 
 @pytest.fixture
 def clips(tmp_path):
-    rng = np.random.default_rng(0)
-    records = []
-    for i in range(4):
-        sf.write(tmp_path / f"c{i}.wav", 0.1 * rng.standard_normal(16000, np.float32), 16000)
-        records.append(
-            ClipRecord(
-                id=f"c{i}",
-                audio=f"c{i}.wav",
-                captions=[f"clip {i}"],
-                duration=1.0,
-                sample_rate=16000,
-                channels=1,
-            )
-        )
-    write_manifest(tmp_path / "m.jsonl", records)
-    return tmp_path / "m.jsonl"
+    from test_train_tasks import write_clip_manifest
+
+    return write_clip_manifest(tmp_path)
 
 
 def run_file(tmp_path, name: str, model: str, **teacher) -> str:

@@ -432,17 +432,16 @@ def test_cli_module_imports_without_torch():
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
-def test_cli_teacher_runs_resumes_and_exports(tmp_path):
+def write_clip_manifest(root: Path, clips: int = 4) -> Path:
+    """`root/m.jsonl`: `clips` captioned 1 s clips at 16 kHz, clip i a constant 0.1·i."""
     import numpy as np
     import soundfile as sf
-    from typer.testing import CliRunner
 
-    from audiox_turbo.cli.train import app
     from audiox_turbo.data.manifest import ClipRecord, write_manifest
 
     records = []
-    for i in range(4):
-        sf.write(tmp_path / f"c{i}.wav", np.full(16000, 0.1 * i, np.float32), 16000)
+    for i in range(clips):
+        sf.write(root / f"c{i}.wav", np.full(16000, 0.1 * i, np.float32), 16000)
         records.append(
             ClipRecord(
                 id=f"c{i}",
@@ -453,7 +452,16 @@ def test_cli_teacher_runs_resumes_and_exports(tmp_path):
                 channels=1,
             )
         )
-    write_manifest(tmp_path / "m.jsonl", records)
+    write_manifest(root / "m.jsonl", records)
+    return root / "m.jsonl"
+
+
+def test_cli_teacher_runs_resumes_and_exports(tmp_path):
+    from typer.testing import CliRunner
+
+    from audiox_turbo.cli.train import app
+
+    write_clip_manifest(tmp_path)
     config = tmp_path / "run.json"
     config.write_text(
         json.dumps(
