@@ -14,6 +14,7 @@ from audiox_turbo.codec import (
     SnakeBeta,
     WeightNormConv1d,
     WeightNormConvTranspose1d,
+    build_codec,
     kl_divergence,
     load_oobleck_checkpoint,
 )
@@ -45,7 +46,7 @@ def _randomise_snakes(vae: OobleckVAE, seed: int) -> None:
 def test_shapes_for_presets(name: str) -> None:
     cfg = preset(name).codec
     torch.manual_seed(0)
-    vae = OobleckVAE(cfg).eval()
+    vae = build_codec(cfg).eval()
     samples = 3 * cfg.downsampling + 5  # not a multiple: right-padded to 4 frames
     wav = torch.randn(1, cfg.audio_channels, samples) * 0.3
     with torch.no_grad():

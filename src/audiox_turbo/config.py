@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 
 CODEC_KINDS = ("oobleck", "istft")
+ISTFT_PHASES = ("locked", "learned")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,11 @@ class CodecConfig:
     rate) or the iSTFT VAE (ConvNeXt over STFT frames, synthesis by inverse STFT).
 
     Oobleck uses `channels` (base width), `c_mults` and `strides`; istft uses `channels`
-    (ConvNeXt width), `n_fft`, `hop_length`, `frames_per_latent` and the two layer counts.
+    (ConvNeXt width), `n_fft`, `hop_length`, `frames_per_latent`, the two layer counts and
+    `istft_phase` (phase computed from the magnitudes, "locked", or predicted, "learned").
+    `latent_scale` maps the VAE posterior to the denoiser's latents (encode multiplies, decode
+    divides): 1 / RMS of the training latents, measured when a codec is exported, so that the
+    flow's data and noise have the same scale.
     """
 
     sample_rate: int = 44100
@@ -47,10 +52,18 @@ class CodecConfig:
     frames_per_latent: int = 2
     encoder_layers: int = 4
     decoder_layers: int = 8
+    istft_phase: str = "locked"
+    latent_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.latent_scale) or self.latent_scale <= 0:
+            raise ValueError(f"latent_scale: must be finite and > 0, got {self.latent_scale}")
         if self.kind not in CODEC_KINDS:
             raise ValueError(f"kind: expected one of {', '.join(CODEC_KINDS)}, got {self.kind!r}")
+        if self.istft_phase not in ISTFT_PHASES:
+            raise ValueError(
+                f"istft_phase: expected one of {', '.join(ISTFT_PHASES)}, got {self.istft_phase!r}"
+            )
         positive = ("sample_rate", "audio_channels", "channels", "latent_dim", "hop_length")
         positive += ("frames_per_latent", "encoder_layers", "decoder_layers")
         for name in positive:
@@ -275,31 +288,37 @@ def _tiny() -> ModelConfig:
 
 
 def _demo() -> ModelConfig:
+    """Sized for a 2-core CPU: an iSTFT codec with locked phase (decodes 10 s in ~0.05 s on one
+    thread), cached MiniLM text features, a 192 × 6 MMDiT; 17.5 M parameters in all."""
     return ModelConfig(
         name="demo",
         codec=CodecConfig(
             sample_rate=16000,
             audio_channels=1,
-            channels=32,
-            c_mults=(1, 2, 4, 8),
-            strides=(2, 4, 8, 8),
+            channels=192,
             latent_dim=32,
+            kind="istft",
+            n_fft=1024,
+            hop_length=256,
+            frames_per_latent=2,
+            encoder_layers=2,
+            decoder_layers=6,
         ),
         conditioning=ConditioningConfig(
-            dim=256,
+            dim=192,
             text_encoder="minilm",
             text_max_tokens=48,
             video_encoder="cnn",
-            video_feature_dim=256,
+            video_feature_dim=192,
             video_fps=5.0,
             video_size=64,
             video_cnn_channels=(32, 64, 128),
             video_temporal_layers=2,
-            heads=4,
+            heads=3,
             fusion_experts=8,
             fusion_layers=1,
         ),
-        denoiser=DenoiserConfig(dim=256, depth=6, heads=4),
+        denoiser=DenoiserConfig(dim=192, depth=6, heads=3),
         sampler=SamplerDefaults(kind="teacher", steps=50, cfg=3.0),
         max_duration=60.0,
     )

@@ -5,6 +5,7 @@ Heavy imports (torch, the tasks, the pipeline) happen inside the commands.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,11 +78,14 @@ def teacher(
     codec_model = None
     if codec_source:
         trained = _pretrained(codec_source)
-        if trained.config.codec != model_config.codec:
+        measured = trained.config.codec.latent_scale
+        if trained.config.codec != dataclasses.replace(model_config.codec, latent_scale=measured):
             raise AudioXError(
                 f"teacher.codec_from {codec_source}: its codec ({trained.config.codec}) is not "
                 f"the one of model {run.model} ({model_config.codec})"
             )
+        # the codec's measured latent scale travels with it into the teacher's model
+        model_config = dataclasses.replace(model_config, codec=trained.config.codec)
         codec_model = trained.codec
     if codec_model is None and start is not None:
         codec_model = start.codec

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiox_turbo.codec.bottleneck import decode_in_chunks, posterior, sample_posterior
-from audiox_turbo.codec.spectral import istft_same, stft_same
+from audiox_turbo.codec.spectral import istft_same, peak_locked_phase, stft_same
 from audiox_turbo.config import CodecConfig
 
 _LOG_FLOOR = 1e-5
@@ -90,11 +90,14 @@ class IstftEncoder(nn.Module):
 class IstftDecoder(nn.Module):
     """Latents (B, latent_dim, T) -> waveform (B, C, T·frames_per_latent·hop), no tanh.
 
-    Per STFT frame t and bin k the head predicts a log-magnitude, a phase advance δ and a phase
-    offset ψ; the phase is φ_t = Σ_{s≤t} (ω_k·hop + δ_s) + ψ_t (ω_k the bin's centre frequency),
-    a phase vocoder's integration. Predicting the phase itself (Vocos) cannot make a steady tone
-    between bin centres: identical frames in give identical frames out, so the output repeats
-    every hop·frames_per_latent samples and its partials snap to multiples of the latent rate.
+    Per STFT frame t and bin k the head predicts a log-magnitude and, with `istft_phase`
+    "learned", a phase advance δ and offset ψ: φ_t = Σ_{s≤t} (ω_k·hop + δ_s) + ψ_t (ω_k the
+    bin's centre frequency), a phase vocoder's integration that can express any signal.
+    With "locked" the phase is computed from the magnitudes (`peak_locked_phase`, no
+    gradient), so only magnitudes are learned: a codec that trains in minutes on a CPU,
+    since phase learned without an adversary drifts and cancels in the overlap-add.
+    (Predicting the phase itself, as Vocos, cannot make a steady tone between bin centres:
+    identical frames in give identical frames out.)
     """
 
     def __init__(self, config: CodecConfig) -> None:
@@ -102,26 +105,48 @@ class IstftDecoder(nn.Module):
         self.config = config
         k = config.frames_per_latent
         self.bins = config.n_fft // 2 + 1
+        self.rows = 1 if config.istft_phase == "locked" else 3
         self.upsample = nn.ConvTranspose1d(config.latent_dim, config.channels, k, stride=k)
         self.stack = ConvNeXtStack(config.channels, config.channels, config.decoder_layers)
-        self.head = nn.Linear(config.channels, config.audio_channels * 3 * self.bins)
+        self.head = nn.Linear(config.channels, config.audio_channels * self.rows * self.bins)
+        if self.rows == 3:
+            self._start_as_oscillator_bank()
+
+    @property
+    def parameters_per_frame(self) -> int:
+        """Head outputs per STFT frame: C·bins (locked) or C·3·bins (learned)."""
+        return self.config.audio_channels * self.rows * self.bins
+
+    def _start_as_oscillator_bank(self) -> None:
+        """Zero the head's phase rows (δ, ψ): at initialisation every bin is a sinusoid at its
+        centre frequency, coherent across overlapping frames."""
+        rows = self.head.weight.view(self.config.audio_channels, 3, self.bins, -1)
+        bias = self.head.bias.view(self.config.audio_channels, 3, self.bins)
+        with torch.no_grad():
+            rows[:, 1:].zero_()
+            bias[:, 1:].zero_()
 
     def frame_parameters(self, latents: Tensor) -> Tensor:
-        """(B, latent_dim, T) -> (B, C·3·bins, T·frames_per_latent): log|X| ‖ δ ‖ ψ per channel;
-        frame-local (a receptive field of 3·(decoder_layers + 1) frames each side)."""
+        """(B, latent_dim, T) -> (B, parameters_per_frame, T·frames_per_latent): log|X| (‖ δ ‖ ψ)
+        per channel; frame-local (a receptive field of 3·(decoder_layers + 1) frames each side)."""
         return self.head(self.stack(self.upsample(latents))).transpose(1, 2)
 
     def synthesise(self, parameters: Tensor) -> Tensor:
-        """(B, C·3·bins, F) frame parameters -> waveform (B, C, F·hop): phase integration over all
-        F frames (float64) and the inverse STFT."""
+        """(B, parameters_per_frame, F) -> waveform (B, C, F·hop): phase integration over all F
+        frames (float64) and the inverse STFT."""
         cfg = self.config
         b, _, frames = parameters.shape
-        out = parameters.float().reshape(b * cfg.audio_channels, 3, self.bins, frames)
-        log_magnitude, advance, offset = out.unbind(1)
-        centre = torch.arange(self.bins, device=out.device, dtype=torch.float64)
-        centre = (2 * torch.pi * cfg.hop_length / cfg.n_fft) * centre[:, None]
-        phase = torch.cumsum(advance.double() + centre, dim=-1).remainder(2 * torch.pi)
-        phase = phase.float() + offset
+        out = parameters.float().reshape(b * cfg.audio_channels, self.rows, self.bins, frames)
+        log_magnitude = out[:, 0]
+        if self.rows == 1:
+            with torch.no_grad():
+                phase = peak_locked_phase(log_magnitude, cfg.n_fft, cfg.hop_length).float()
+        else:
+            advance, offset = out[:, 1], out[:, 2]
+            centre = torch.arange(self.bins, device=out.device, dtype=torch.float64)
+            centre = (2 * torch.pi * cfg.hop_length / cfg.n_fft) * centre[:, None]
+            phase = torch.cumsum(advance.double() + centre, dim=-1).remainder(2 * torch.pi)
+            phase = phase.float() + offset
         magnitude = log_magnitude.exp().clamp(max=_MAX_MAGNITUDE)
         spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
         wav = istft_same(spec, cfg.n_fft, cfg.hop_length, _window(cfg.n_fft, magnitude))
@@ -155,11 +180,12 @@ class IstftVAE(nn.Module):
         self, wav: Tensor, sample: bool = True, generator: torch.Generator | None = None
     ) -> Tensor:
         """(B,C,S) -> latents (B,D,ceil(S/ds)): mean + std·ε when `sample`, else the mean."""
-        return sample_posterior(*self.encode_posterior(wav), sample, generator)
+        latents = sample_posterior(*self.encode_posterior(wav), sample, generator)
+        return latents * self.config.latent_scale
 
     def decode(self, latents: Tensor) -> Tensor:
-        """(B,D,T) -> waveform (B,C,T·ds)."""
-        return self.decoder(latents)
+        """(B,D,T) latents (scaled by `latent_scale`) -> waveform (B,C,T·ds)."""
+        return self.decoder(latents / self.config.latent_scale)
 
     def decode_chunked(
         self, latents: Tensor, chunk_frames: int = 128, overlap_frames: int = 16
@@ -171,9 +197,9 @@ class IstftVAE(nn.Module):
         cfg = self.config
         parameters = decode_in_chunks(
             decoder.frame_parameters,
-            latents,
+            latents / cfg.latent_scale,
             cfg.frames_per_latent,
-            cfg.audio_channels * 3 * decoder.bins,
+            decoder.parameters_per_frame,
             chunk_frames,
             overlap_frames,
         )

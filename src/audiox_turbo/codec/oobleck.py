@@ -249,11 +249,12 @@ class OobleckVAE(nn.Module):
         Right-pads like `encode_posterior`; ε is drawn from `generator` (or the global RNG),
         which reproduces the official `randn_like` draw for the same seed.
         """
-        return sample_posterior(*self.encode_posterior(wav), sample, generator)
+        latents = sample_posterior(*self.encode_posterior(wav), sample, generator)
+        return latents * self.config.latent_scale
 
     def decode(self, latents: Tensor) -> Tensor:
-        """(B,D,T) -> waveform (B,C,T·ds)."""
-        return self.decoder(latents)
+        """(B,D,T) latents (scaled by `latent_scale`) -> waveform (B,C,T·ds)."""
+        return self.decoder(latents / self.config.latent_scale)
 
     def decode_chunked(
         self, latents: Tensor, chunk_frames: int = 128, overlap_frames: int = 16

@@ -4,6 +4,7 @@ then a multi-scale STFT adversary; for either codec kind (Oobleck or iSTFT)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,11 @@ class VAEReconstruction(nn.Module):
     def forward(
         self, wav: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, C, S) -> reconstruction (B, C, S), posterior mean and std (B, D, T)."""
+        """(B, C, S) -> reconstruction (B, C, S), posterior mean and std (B, D, T) (the VAE's
+        own space: `latent_scale` is applied only between the codec and the denoiser)."""
         mean, std = self.vae.encode_posterior(wav)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        recon = self.vae.decode(mean + std * noise)
+        recon = self.vae.decoder(mean + std * noise)
         return recon[..., : wav.shape[-1]], mean, std
 
 
@@ -165,8 +167,25 @@ class CodecTask(Task):
         return wav, recon
 
     def export(self, directory: Path, ctx: StepContext) -> None:
-        """A model folder with the trained codec and freshly initialised other components."""
-        components = native_components(self.model_config)
-        components["codec"].load_state_dict(ctx.unwrapped("codec").vae.state_dict())
-        config = dataclasses.replace(self.model_config, trained=False)
+        """A model folder with the trained codec and freshly initialised other components; the
+        codec's `latent_scale` is measured on the validation batch (see `latent_scale`)."""
+        vae = ctx.unwrapped("codec").vae
+        codec_config = self.model_config.codec
+        if self.settings.normalise_latents and self.validation_batch is not None:
+            scale = latent_scale(vae, self.validation_batch["audio"].to(ctx.device))
+            codec_config = dataclasses.replace(codec_config, latent_scale=scale)
+        config = dataclasses.replace(self.model_config, codec=codec_config, trained=False)
+        components = native_components(config)
+        components["codec"].load_state_dict(vae.state_dict())
         save_model_dir(directory, config, components)
+
+
+@torch.no_grad()
+def latent_scale(vae: Codec, wav: torch.Tensor) -> float:
+    """1 / RMS of the posterior means of `wav` (B, C, S): the multiplier that gives the
+    denoiser unit-scale latents, as the standard normal its flow starts from."""
+    mean, _ = vae.encode_posterior(wav)
+    rms = mean.float().pow(2).mean().sqrt().item()
+    if not math.isfinite(rms) or rms <= 0:
+        raise ValueError(f"cannot normalise latents: their RMS is {rms}")
+    return 1.0 / rms

@@ -56,7 +56,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class CodecTrainingConfig:
-    """Codec losses (mel_weight: L1 log-mel term, off by default), discriminator, validation."""
+    """Codec losses (mel_weight: L1 log-mel term, off by default), discriminator, validation;
+    `normalise_latents`: the export sets the codec's `latent_scale` from the validation clips."""
 
     stft_fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64, 32)
     stft_weight: float = 1.0
@@ -72,6 +73,7 @@ class CodecTrainingConfig:
     discriminator_lr: float | None = None
     betas: tuple[float, float] = (0.8, 0.99)
     validation_clips: int = 4
+    normalise_latents: bool = True
 
 
 @dataclass(frozen=True)
