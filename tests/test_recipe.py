@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from audiox_turbo.config import to_dict
 from audiox_turbo.errors import AudioXError
@@ -34,7 +35,7 @@ def test_every_stage_runs_and_the_student_generates(finished):
 
     summary = json.loads((out / "benchmark" / "summary.json").read_text())
     assert set(summary) == {"teacher", "student"} and summary["student"]["clips"] > 0
-    student = load(out / "distill" / "model", device="cpu")
+    student = load(out / "distill" / "export", device="cpu")
     assert student.config.sampler.method == "student" and student.trained
     audio = student(["a dog barks"], duration=0.5, seed=0).waveforms
     assert audio.shape[-1] == 8000 and float(abs(audio).max()) > 0
@@ -44,12 +45,41 @@ def test_every_stage_runs_and_the_student_generates(finished):
     assert json.loads((out / "recipe.json").read_text()) == to_dict(tiny_recipe())
 
 
+def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):
+    """The exported student stores conditioning and denoiser in float16 (the codec in float32),
+    loads back as float32 with the same weights, and its training.json names the recipe, the
+    world and the benchmark rows that `audiox-turbo info` prints."""
+    from safetensors.torch import load_file
+
+    from audiox_turbo.model_dir import load_native_components, training_summary
+
+    out, _, _ = finished
+    export, full = out / "distill" / "export", out / "distill" / "model"
+    for name, dtype in (("denoiser", "F16"), ("conditioning", "F16"), ("codec", "F32")):
+        tensors = load_file(export / f"{name}.safetensors")
+        floating = {str(v.dtype) for v in tensors.values() if v.is_floating_point()}
+        assert floating == {"torch.float16" if dtype == "F16" else "torch.float32"}, name
+    _, halves = load_native_components(export)
+    _, originals = load_native_components(full)
+    for name in ("denoiser", "codec"):
+        for (key, a), b in zip(
+            halves[name].state_dict().items(), originals[name].state_dict().values(), strict=True
+        ):
+            assert a.dtype == b.dtype
+            if a.is_floating_point():
+                torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=key)
+    lines = training_summary(export)
+    assert lines[0] == "trained by: audiox-turbo recipe tiny (cpu)"
+    assert lines[1].startswith("trained on: the embedded world, synthetic sources, 8 clips")
+    assert any(line.startswith("world benchmark, student: class accuracy") for line in lines)
+
+
 def test_finished_stages_are_skipped_and_an_interrupted_one_resumes(finished):
     out, lines, codec_time = finished
     done = [line.split()[1].rstrip(":") for line in lines if line.endswith(")")]
     assert done[:3] == ["world", "codec", "latents"]
     assert (out / "codec" / "model" / "config.json").stat().st_mtime_ns == codec_time
-    assert any(line.startswith("[4/6] teacher: ") and line.endswith(" s") for line in lines)
+    assert any(line.startswith("[4/7] teacher: ") and line.endswith(" s") for line in lines)
     assert (out / "teacher" / "model" / "denoiser.safetensors").is_file()
     again: list[str] = []
     Recipe(tiny_recipe(), out).run(echo=again.append)

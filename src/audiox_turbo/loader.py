@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from audiox_turbo.interface import Pipeline
-from audiox_turbo.model_dir import read_model_config
+from audiox_turbo.model_dir import read_model_config, shipped_model_dir
 from audiox_turbo.official.config import OfficialConfig
 from audiox_turbo.official.pipeline import OfficialPipeline
 from audiox_turbo.pipeline import AudioXTurbo
@@ -23,3 +23,9 @@ def load(
     if isinstance(read_model_config(path_or_preset), OfficialConfig):
         return OfficialPipeline.from_pretrained(path_or_preset, device=device, dtype=dtype)
     return AudioXTurbo.from_pretrained(path_or_preset, device=device, dtype=dtype)
+
+
+def default_model() -> str:
+    """What runs when no model is named: the model shipped in the package, else `tiny`."""
+    shipped = shipped_model_dir()
+    return str(shipped) if shipped is not None else "tiny"

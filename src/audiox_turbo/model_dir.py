@@ -33,6 +33,36 @@ def shipped_model_dir() -> Path | None:
     return path if (path / CONFIG_FILE).is_file() else None
 
 
+TRAINING_FILE = "training.json"
+
+
+def training_summary(root: str | os.PathLike[str]) -> list[str]:
+    """Lines saying what a model directory's weights were trained on (its training.json, which
+    `audiox-turbo recipe` writes); empty for presets and models without one."""
+    file = Path(root) / TRAINING_FILE
+    if not file.is_file():
+        return []
+    try:
+        data = json.loads(file.read_text())
+        world = data["world"]
+        lines = [
+            f"trained by: audiox-turbo recipe {data['recipe']} ({data.get('device', 'cpu')})",
+            f"trained on: the embedded world, {world['sources']} sources, "
+            f"{world['train_clips']} clips × {world['duration']:g} s (seed {world['seed']})",
+        ]
+        steps = ", ".join(f"{k} {v}" for k, v in data.get("steps", {}).items())
+        if steps:
+            lines.append(f"steps: {steps}")
+        for name, row in data.get("benchmark", {}).items():
+            lines.append(
+                f"world benchmark, {name}: class accuracy {row['class_accuracy']:.3f}, "
+                f"FD {row['fd']:.1f}"
+            )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelLoadError(f"{file}: not a valid training record ({e})") from None
+    return lines
+
+
 def read_model_config(root: str | os.PathLike[str]) -> ModelConfig | OfficialConfig:
     """The typed config of a model directory, chosen by its `variant` ("official" or native);
     a missing or invalid file is a one-line ModelLoadError naming it."""
@@ -79,10 +109,37 @@ def load_native_components(
         raise ModelLoadError(f"{Path(root) / CONFIG_FILE}: invalid config ({e})") from None
     for name, module in modules.items():
         file = Path(root) / f"{name}.safetensors"
-        state = read_safetensors(file)
+        state = {k: _widen(v) for k, v in read_safetensors(file).items()}
         check_state_dict(module, state, file)
         module.load_state_dict(state, strict=True, assign=True)
     return config, modules
+
+
+def _widen(tensor: torch.Tensor) -> torch.Tensor:
+    """Half-precision stored weights come back as float32 (the modules compute in float32)."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
+def save_half_precision(
+    source: str | os.PathLike[str], out: str | os.PathLike[str], half: tuple[str, ...]
+) -> int:
+    """Copy native model dir `source` to `out` with the `half` components' floating weights
+    stored as float16 (other files as they are); returns the bytes written. Atomic."""
+    config, modules = load_native_components(source)
+    unknown = sorted(set(half) - set(modules))
+    if unknown:
+        raise ModelLoadError(f"{source}: no component {unknown}; have {', '.join(modules)}")
+    with atomic_directory(out) as tmp:
+        write_json_atomic(tmp / CONFIG_FILE, to_dict(config))
+        for name, module in modules.items():
+            state = module.state_dict()
+            if name in half:
+                state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+            write_safetensors(tmp / f"{name}.safetensors", state)
+        extra = Path(source) / TRAINING_FILE
+        if extra.is_file():
+            (tmp / TRAINING_FILE).write_bytes(extra.read_bytes())
+    return sum(f.stat().st_size for f in Path(out).iterdir())
 
 
 def save_model_dir(

@@ -16,7 +16,7 @@ from audiox_turbo.conditioning.audio import AUDIO_MODES, align_audio_prompt
 from audiox_turbo.conditioning.conditioner import Conditioner, Conditions
 from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.config import ModelConfig, preset
-from audiox_turbo.errors import AudioXError, MediaError
+from audiox_turbo.errors import AudioXError, MediaError, ModelLoadError
 from audiox_turbo.flow.sampling import SamplerSettings
 from audiox_turbo.interface import (
     AudioInput,
@@ -37,6 +37,7 @@ from audiox_turbo.model_dir import (
     load_native_components,
     native_components,
     save_model_dir,
+    shipped_model_dir,
 )
 
 DEFAULT_DURATION = 10.0
@@ -96,9 +97,17 @@ class AudioXTurbo(Pipeline):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike[str], device: str | None = None, dtype: str | None = None
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
     ) -> AudioXTurbo:
-        """Load a native model directory: config.json + codec/conditioning/denoiser .safetensors."""
+        """Load a native model directory (config.json + codec/conditioning/denoiser
+        .safetensors); no path: the default model shipped in the package."""
+        if path is None:
+            path = shipped_model_dir()
+            if path is None:
+                raise ModelLoadError("no default model is shipped in this install; give a path")
         config, components = load_native_components(path)
         return cls(config, *components.values()).to(device, dtype)
 

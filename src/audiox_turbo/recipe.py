@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -21,9 +22,10 @@ from typing import Any
 from audiox_turbo.atomic import write_json_atomic
 from audiox_turbo.config import ModelConfig, from_dict, preset, to_dict
 from audiox_turbo.errors import AudioXError
+from audiox_turbo.model_dir import TRAINING_FILE
 from audiox_turbo.train.run_config import RunConfig, TrainConfig
 
-STAGES = ("world", "codec", "latents", "teacher", "distill", "benchmark")
+STAGES = ("world", "codec", "latents", "teacher", "distill", "export", "benchmark")
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,64 @@ def distill_world_recipe() -> RecipeConfig:
     )
 
 
+def demo_recipe() -> RecipeConfig:
+    """The shipped default model (`demo` preset) on the real-source world the judge was trained
+    on (same seed and size), sized for a 2-core CPU; `docs/default_model.md` records its run."""
+    common = dict(weight_decay=0.01, keep_checkpoints=2, log_every=50)
+    codec = _quick(**common, batch_size=8, crop_seconds=1.0, lr=1.5e-3, max_steps=5000)
+    codec = dataclasses.replace(
+        codec,
+        schedule="cosine",
+        warmup_steps=100,
+        checkpoint_every=500,
+        ema_decay=0.995,
+        ema_warmup=200,
+    )
+    teacher = _quick(**common, batch_size=16, crop_seconds=2.0, lr=5e-4, max_steps=4000)
+    teacher = dataclasses.replace(
+        teacher,
+        schedule="cosine",
+        warmup_steps=200,
+        checkpoint_every=500,
+        ema_decay=0.998,
+        ema_warmup=200,
+    )
+    distill = _quick(**common, batch_size=8, crop_seconds=2.0, lr=1e-4, max_steps=900)
+    distill = dataclasses.replace(distill, checkpoint_every=150, ema_decay=0.99, ema_warmup=50)
+    codec_losses = {
+        "stft_fft_sizes": (2048, 1024, 512, 128),
+        "stft_log_eps": 1e-3,
+        "l1_weight": 0.0,
+        "mel_weight": 3.0,
+        "adversarial_start": 10**9,
+        "validation_clips": 16,
+    }
+    text_only = {"tasks": ("T2A", "T2M"), "validation_prompts": ()}
+    return RecipeConfig(
+        name="demo",
+        model=preset("demo"),
+        world=WorldSpec(
+            train_clips=9000, test_clips=400, duration=5.0, sources="real", video_fraction=0.2
+        ),
+        codec=from_dict(RunConfig, {"train": to_dict(codec), "codec": codec_losses}),
+        teacher=from_dict(RunConfig, {"train": to_dict(teacher), "teacher": text_only}),
+        distill=from_dict(
+            RunConfig,
+            {
+                "train": to_dict(distill),
+                "teacher": text_only,
+                "distill": {"teacher_cfg": 3.0, "critic_updates": 2, "critic_lr": 2e-4}
+                | {"generator_lr": 1e-4},
+            },
+        ),
+        benchmark=BenchmarkSpec(clips_per_task=48, teacher_steps=50, teacher_cfg=3.0),
+    )
+
+
 RECIPES: dict[str, Callable[[], RecipeConfig]] = {
     "tiny": tiny_recipe,
     "distill-world": distill_world_recipe,
+    "demo": demo_recipe,
 }
 
 
@@ -161,6 +218,11 @@ class Recipe:
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
 
+    def export_dir(self) -> Path:
+        """The shippable student: its model folder with half-precision conditioning and
+        denoiser, plus training.json once benchmarked."""
+        return self.path(self.student, "export")
+
     def stages(self) -> list[Stage]:
         """The stage list; writes the run JSONs every training stage reads."""
         c, w, b = self.config, self.config.world, self.config.benchmark
@@ -182,7 +244,7 @@ class Recipe:
             (
                 *("data", "world", "--out", world, "--clips", str(clips), "--split", split),
                 *("--seed", str(w.seed), "--duration", str(w.duration), "--sources", w.sources),
-                *("--video-fraction", str(w.video_fraction)),
+                *("--video-fraction", str(w.video_fraction), "--workers", str(_workers())),
             )
             for split, clips in (("test", w.test_clips), ("train", w.train_clips))
         )
@@ -192,14 +254,19 @@ class Recipe:
             *("--device", self.device, *(("--text",) if frozen_text else ())),
         )
         guided = ("--steps", str(b.teacher_steps), "--cfg", str(b.teacher_cfg))
+        export = str(self.export_dir())
         benchmark = tuple(
             (
-                *("benchmark", "world", "--model", str(self.path(run, "model"))),
+                *("benchmark", "world", "--model", model),
                 *("--data", test_clips, "--clips", str(b.clips_per_task), "--device", self.device),
                 *("--out", str(self.path("benchmark", run)), *extra),
             )
-            for run, extra in (("teacher", guided), (self.student, ()))
+            for run, model, extra in (
+                ("teacher", teacher_model, guided),
+                (self.student, export, ()),
+            )
         )
+        half = ("convert", "half", str(self.path(self.student, "model")), "--out", export)
         train = ("--resume", *cpu)
         return [
             Stage("world", self.path("world", "train.jsonl"), make_world),
@@ -256,6 +323,7 @@ class Recipe:
                     ),
                 ),
             ),
+            Stage("export", self.export_dir() / "config.json", (half,)),
             Stage("benchmark", self.path("benchmark", "summary.json"), benchmark),
         ]
 
@@ -306,12 +374,34 @@ class Recipe:
         write_json_atomic(times_path, times | {stage: round(seconds, 1)})
 
     def _summarise(self) -> None:
-        """benchmark/summary.json: the `all` row of the teacher and of the student."""
+        """benchmark/summary.json: the `all` row of the teacher and of the student; the
+        export's training.json: what it was trained on, how long, and how it scored."""
         rows = {}
         for name, run in (("teacher", "teacher"), ("student", self.student)):
             report = json.loads(self.path("benchmark", run, "world_benchmark.json").read_text())
             rows[name] = next(r for r in report["rows"] if r["task"] == "all")
+        c = self.config
+        times_path = self.path("stage_seconds.json")
+        training = {
+            "recipe": c.name,
+            "device": self.device,
+            "world": to_dict(c.world),
+            "steps": {
+                "codec": c.codec.train.max_steps,
+                "teacher": c.teacher.train.max_steps,
+                "student": c.distill.train.max_steps,
+            },
+            "stage_seconds": json.loads(times_path.read_text()) if times_path.is_file() else {},
+            "benchmark": rows,
+        }
+        write_json_atomic(self.export_dir() / TRAINING_FILE, training)
         write_json_atomic(self.path("benchmark", "summary.json"), rows)
+
+
+def _workers() -> int:
+    """World generation processes: the machine's cores, at most 8 (the output does not depend
+    on it)."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 def plot_curves(metrics: Path, out_dir: Path) -> Path | None:

@@ -194,17 +194,26 @@ def generate(
 
 
 @app.command()
-def info(model: str = typer.Argument(..., help="Model directory or preset name.")) -> None:
-    """Print a model's config and its parameter counts per component."""
+def info(
+    model: str | None = typer.Argument(
+        None, help="Model directory or preset name (default: the shipped model)."
+    ),
+) -> None:
+    """Print a model's config, its parameter counts per component and, for a trained model,
+    what it was trained on (its training.json)."""
     import json
 
     from audiox_turbo.config import to_dict
-    from audiox_turbo.loader import load
+    from audiox_turbo.loader import default_model, load
+    from audiox_turbo.model_dir import training_summary
 
-    pipe = load(model)
+    path = model or default_model()
+    pipe = load(path)
     typer.echo(json.dumps(to_dict(pipe.config), indent=2))
     for name, count in pipe.parameter_counts().items():
         typer.echo(f"{name:>14}: {count:,}")
+    for line in training_summary(path):
+        typer.echo(line)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """`audiox-turbo convert official`: released AudioX-Turbo files -> an official model dir;
-`audiox-turbo convert synchformer`: add the Synchformer video extractor to one.
+`audiox-turbo convert synchformer`: add the Synchformer video extractor to one;
+`audiox-turbo convert half`: a native model dir with half-precision weight files.
 
 Heavy imports (torch, transformers) happen inside the command.
 """
@@ -50,3 +51,19 @@ def synchformer(
 
     report = add_synchformer(model, checkpoint)
     typer.echo(f"wrote {model}: {report.summary()}")
+
+
+@app.command()
+def half(
+    model: str = typer.Argument(..., help="Native model directory."),
+    out: str = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    components: str = typer.Option(
+        "conditioning,denoiser", help="Components stored in float16 (the rest stay float32)."
+    ),
+) -> None:
+    """Copy MODEL with the named components' weights in float16 (loaded back as float32)."""
+    from audiox_turbo.model_dir import save_half_precision
+
+    names = tuple(name.strip() for name in components.split(",") if name.strip())
+    size = save_half_precision(model, out, names)
+    typer.echo(f"wrote {out} ({size / 2**20:.1f} MiB)")

@@ -48,7 +48,9 @@ def eval_command(
 
 
 def bench_command(
-    model: str = typer.Option("tiny", "--model", "-m", help="Model directory or preset name."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model directory or preset name (default: the shipped model)."
+    ),
     steps: list[str] = typer.Option(["4,100"], help="Step counts, e.g. 4,100."),
     cfg: list[str] = typer.Option(["1,4.5"], help="Guidance per step count (1 = student)."),
     duration: float | None = typer.Option(
@@ -67,10 +69,10 @@ def bench_command(
         timing_json,
         timing_table,
     )
-    from audiox_turbo.loader import load
+    from audiox_turbo.loader import default_model, load
 
     settings = pair_settings(parse_numbers(steps, int), parse_numbers(cfg, float))
-    pipe = load(model, device=device)
+    pipe = load(model or default_model(), device=device)
     rows = time_generation(pipe, settings, duration, repeats)
     typer.echo(timing_table(rows), nl=False)
     write_json_atomic(out, timing_json(rows, pipe.config.name))
@@ -79,7 +81,9 @@ def bench_command(
 
 @benchmark_app.command("world")
 def world_command(
-    model: str = typer.Option("tiny", "--model", "-m", help="Model directory or preset name."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model directory or preset name (default: the shipped model)."
+    ),
     steps: int | None = typer.Option(None, help="Sampling steps (default: the model's)."),
     cfg: float | None = typer.Option(None, help="Guidance scale (default: the model's)."),
     method: str | None = typer.Option(
@@ -109,7 +113,7 @@ def world_command(
         run_world_benchmark,
         select_prompts,
     )
-    from audiox_turbo.loader import load
+    from audiox_turbo.loader import default_model, load
 
     if clips < 1:
         raise AudioXError(f"--clips {clips}: must be >= 1")
@@ -119,7 +123,7 @@ def world_command(
         from audiox_turbo.eval.embedders import get_embedder
 
         clap = get_embedder("clap", clap_checkpoint)
-    pipe = load(model, device=device)
+    pipe = load(model or default_model(), device=device)
     if data is None:
         manifest = ensure_world(out / "world_test", clips, duration, sources=sources)
     else:
