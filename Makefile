@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install sources browser demo test lint format bench clean
+.PHONY: install sources browser demo model test lint format bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ sources: install
 demo: install
 	$(VENV)/bin/audiox-turbo generate --text "a dog barking in the rain" --duration 5 --steps 4 --seed 0 -o demo_out/demo.wav
 	@echo "wrote demo_out/demo.wav"
+
+# Train the default model from nothing (world -> codec -> latents -> teacher -> student ->
+# export -> benchmark; resumable, ~1.5 h on 2 CPU cores) and install it as the shipped model.
+model: install sources
+	$(VENV)/bin/audiox-turbo recipe demo --out runs/demo
+	rm -rf src/audiox_turbo/assets/default
+	cp -r runs/demo/distill/export src/audiox_turbo/assets/default
 
 # The browser test drives Debian's Chromium (tests/test_serve_browser.py): install it once.
 browser:

@@ -5,6 +5,7 @@ benchmarks/results/generate.json. Teacher end-to-end time is measured when `--te
 fits the time budget, otherwise extrapolated from the measured per-NFE time (marked).
 
     python benchmarks/bench_generate.py                       # tiny, demo, base on CPU
+    python benchmarks/bench_generate.py --presets default     # the shipped model (or a dir)
     python benchmarks/bench_generate.py --presets base --device cuda --dtype bfloat16 --cuda-graphs
 
 With `--cuda-graphs` each preset is measured eagerly and then, in the same process, with the
@@ -59,14 +60,15 @@ def measure(
     compile_mode: str | None = None,
     graphs: bool = False,
 ) -> dict:
-    """Benchmark one preset in this process."""
+    """Benchmark one preset (a preset name, a model directory, or `default`: the shipped
+    model) in this process."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from audiox_turbo.pipeline import AudioXTurbo
+    from audiox_turbo.loader import default_model, load
 
     torch.manual_seed(0)
-    pipe = AudioXTurbo.from_preset(preset, device=device, dtype=dtype)
+    pipe = load(default_model() if preset == "default" else preset, device=device, dtype=dtype)
     if compile_mode:
         pipe.denoiser.forward = torch.compile(pipe.denoiser.forward, mode=compile_mode)
     if device.startswith("cuda"):

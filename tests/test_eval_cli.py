@@ -183,6 +183,14 @@ def test_benchmark_world_runs_every_task_on_tiny(app, judge_dir, tmp_path) -> No
     assert _invoke(app, defaults).exit_code == 0
     student = json.loads((out / "world_benchmark.json").read_text())
     assert (student["method"], student["steps"], student["cfg"]) == ("student", 4, 1.0)
+    some = [*defaults[:-6], "--tasks", "T2M,T2A", "--out", tmp_path / "some", "--device", "cpu"]
+    assert _invoke(app, some).exit_code == 0
+    chosen = json.loads((tmp_path / "some" / "world_benchmark.json").read_text())
+    clips = {r["task"]: r["clips"] for r in chosen["rows"]}
+    assert clips["T2A"] == clips["T2M"] == 1 and clips["all"] == 2 and clips["V2A"] == 0
+    bad = _invoke(app, [*defaults[:-6], "--tasks", "T2X", "--out", tmp_path / "bad"])
+    assert bad.exit_code != 0 and "unknown tasks ['T2X']" in str(bad.exception)
+    assert not (tmp_path / "bad").exists()  # refused before any world is generated
     rows = {r["task"]: r for r in report["rows"]}
     assert set(rows) == {*TASKS, "all"}
     assert 1 / len(TASKS) <= rows["all"]["largest_class_share"] <= 1

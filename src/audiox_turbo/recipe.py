@@ -42,9 +42,11 @@ class WorldSpec:
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
-    """`audiox-turbo benchmark world` of the teacher (multi-step, CFG) and of the student."""
+    """`audiox-turbo benchmark world` of the teacher (multi-step, CFG) and of the student, on
+    `tasks` (empty: every task)."""
 
     clips_per_task: int = 8
+    tasks: tuple[str, ...] = ()
     teacher_steps: int = 50
     teacher_cfg: float = 3.0
 
@@ -171,7 +173,9 @@ def demo_recipe() -> RecipeConfig:
                 | {"generator_lr": 1e-4},
             },
         ),
-        benchmark=BenchmarkSpec(clips_per_task=48, teacher_steps=50, teacher_cfg=3.0),
+        benchmark=BenchmarkSpec(
+            clips_per_task=32, tasks=("T2A", "T2M"), teacher_steps=50, teacher_cfg=3.0
+        ),
     )
 
 
@@ -260,6 +264,7 @@ class Recipe:
                 *("benchmark", "world", "--model", model),
                 *("--data", test_clips, "--clips", str(b.clips_per_task), "--device", self.device),
                 *("--out", str(self.path("benchmark", run)), *extra),
+                *(("--tasks", ",".join(b.tasks)) if b.tasks else ()),
             )
             for run, model, extra in (
                 ("teacher", teacher_model, guided),

@@ -90,6 +90,9 @@ def world_command(
         None, help="euler | heun | student (default: the model's own sampler)."
     ),
     clips: int = typer.Option(8, "--clips", help="Prompts per task."),
+    tasks: str | None = typer.Option(
+        None, "--tasks", help="Comma-separated tasks to score, e.g. T2A,T2M (default: all)."
+    ),
     data: Path | None = typer.Option(
         None, help="World test split (folder or manifest); generated under --out when omitted."
     ),
@@ -110,6 +113,7 @@ def world_command(
     from audiox_turbo.eval.world_benchmark import (
         ensure_world,
         markdown_table,
+        parse_tasks,
         run_world_benchmark,
         select_prompts,
     )
@@ -117,6 +121,7 @@ def world_command(
 
     if clips < 1:
         raise AudioXError(f"--clips {clips}: must be >= 1")
+    chosen = parse_tasks(tasks)
     scorer = load_judge_embedder(judge)
     clap = None
     if clap_checkpoint is not None:
@@ -128,7 +133,7 @@ def world_command(
         manifest = ensure_world(out / "world_test", clips, duration, sources=sources)
     else:
         manifest = resolve_manifest(data, "test")
-    prompts = select_prompts(read_manifest(manifest), manifest_root(manifest), clips)
+    prompts = select_prompts(read_manifest(manifest), manifest_root(manifest), clips, chosen)
     report = run_world_benchmark(pipe, prompts, out, steps, cfg, seed, scorer, clap, method=method)
     typer.echo(markdown_table(report["rows"]), nl=False)
     typer.echo(f"wrote {out / 'world_benchmark.json'}")

@@ -76,12 +76,28 @@ def make_prompt(task: str, record: ClipRecord, root: Path) -> WorldPrompt:
     return WorldPrompt(task, record, text, None, reference, task, span, reference)
 
 
+def parse_tasks(text: str | None) -> tuple[str, ...]:
+    """Tasks from a comma-separated list (None or empty: all of them); an unknown one is an
+    AudioXError listing the known."""
+    if not text:
+        return TASKS
+    tasks = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown or not tasks:
+        raise AudioXError(f"--tasks: unknown tasks {unknown}; known: {', '.join(TASKS)}")
+    return tasks
+
+
 def select_prompts(
-    records: list[ClipRecord], root: Path, clips_per_task: int
+    records: list[ClipRecord],
+    root: Path,
+    clips_per_task: int,
+    tasks: tuple[str, ...] = TASKS,
 ) -> dict[str, list[WorldPrompt]]:
-    """Up to `clips_per_task` prompts per task, preferring clips drawn for that task."""
+    """Up to `clips_per_task` prompts for each of `tasks` (see `parse_tasks`), preferring
+    clips drawn for that task."""
     chosen: dict[str, list[WorldPrompt]] = {}
-    for task in TASKS:
+    for task in tasks:
         usable = [r for r in records if task_allowed(task, r.labels, r.video is not None)]
         usable.sort(key=lambda r: r.labels.get("task") != task)
         chosen[task] = [make_prompt(task, r, root) for r in usable[:clips_per_task]]
