@@ -328,3 +328,47 @@ def test_locked_decoder_learns_only_magnitudes() -> None:
     latents = torch.randn(1, TINY_ISTFT.latent_dim, 4, requires_grad=True)
     decoder(latents).pow(2).sum().backward()
     assert latents.grad is not None and latents.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_export_measures_the_latent_scale_unless_the_encoder_is_frozen(
+    tmp_path: Path, freeze: bool
+) -> None:
+    """A trained codec's export sets latent_scale = 1 / RMS of its posterior means, so encoded
+    latents have unit RMS; with `freeze_encoder` only the decoder trains (the encoder's weights
+    are bit-identical after the steps) and the export keeps the codec's scale, so a teacher
+    trained on the old latents stays valid."""
+    data = BandsDataset()
+    start = dataclasses.replace(MODEL, codec=dataclasses.replace(TINY_ISTFT, latent_scale=0.5))
+    settings = CodecTrainingConfig(
+        stft_fft_sizes=(512, 128), adversarial_start=10**9, freeze_encoder=freeze
+    )
+    batch = collate([data[0], data[1]])
+    task = CodecTask(start, settings, validation_batch=batch)
+    encoder = {k: v.clone() for k, v in task.vae.encoder.state_dict().items()}
+    decoder = {k: v.clone() for k, v in task.vae.decoder.state_dict().items()}
+    train = TrainConfig(
+        batch_size=2,
+        lr=3e-3,
+        warmup_steps=0,
+        schedule="constant",
+        max_steps=5,
+        checkpoint_every=0,
+        log_every=0,
+        sample_every=0,
+        num_workers=0,
+        ema_warmup=0,
+    )
+    Trainer(task, train, tmp_path / "run", data, collate, progress=False, cpu=True).fit()
+    config, modules = load_native_components(tmp_path / "run" / "model")
+    codec = modules["codec"]
+    same = [torch.equal(v, encoder[k]) for k, v in codec.encoder.state_dict().items()]
+    moved = [not torch.equal(v, decoder[k]) for k, v in codec.decoder.state_dict().items()]
+    assert all(same) == freeze and any(moved)
+    if freeze:
+        assert config.codec.latent_scale == 0.5
+    else:
+        assert config.codec.latent_scale != 0.5
+        with torch.no_grad():
+            latents = codec.encode(batch["audio"], sample=False)
+        assert abs(float(latents.pow(2).mean().sqrt()) - 1) < 1e-4

@@ -69,6 +69,8 @@ class CodecTask(Task):
             )
         self.reconstruction = VAEReconstruction(self.vae)
         self.validation_batch = validation_batch
+        if settings.freeze_encoder:
+            self.vae.encoder.requires_grad_(False)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"codec": self.reconstruction, "discriminator": self.discriminator}
@@ -171,8 +173,9 @@ class CodecTask(Task):
         codec's `latent_scale` is measured on the validation batch (see `latent_scale`)."""
         vae = ctx.unwrapped("codec").vae
         codec_config = self.model_config.codec
-        if self.settings.normalise_latents and self.validation_batch is not None:
-            scale = latent_scale(vae, self.validation_batch["audio"].to(ctx.device))
+        batch = None if self.settings.freeze_encoder else self.validation_batch
+        if self.settings.normalise_latents and batch is not None:
+            scale = latent_scale(vae, batch["audio"].to(ctx.device))
             codec_config = dataclasses.replace(codec_config, latent_scale=scale)
         config = dataclasses.replace(self.model_config, codec=codec_config, trained=False)
         components = native_components(config)
