@@ -39,8 +39,12 @@ def test_every_stage_runs_and_the_student_generates(finished):
     assert student.config.sampler.method == "student" and student.trained
     audio = student(["a dog barks"], duration=0.5, seed=0).waveforms
     assert audio.shape[-1] == 8000 and float(abs(audio).max()) > 0
-    for run in ("codec", "teacher", "distill"):
+    for run in ("codec", "decoder", "teacher", "distill"):
         assert (out / "curves" / f"{run}.png").stat().st_size > 1000
+    # the teacher's codec is the refined decoder's, on the codec stage's (frozen) encoder
+    teacher_run = json.loads((out / "teacher.json").read_text())
+    assert teacher_run["teacher"]["codec_from"] == str(out / "decoder" / "model")
+    assert json.loads((out / "decoder.json").read_text())["codec"]["freeze_encoder"]
     assert set(json.loads((out / "stage_seconds.json").read_text())) == set(STAGES)
     assert json.loads((out / "recipe.json").read_text()) == to_dict(tiny_recipe())
 
@@ -77,9 +81,9 @@ def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):
 def test_finished_stages_are_skipped_and_an_interrupted_one_resumes(finished):
     out, lines, codec_time = finished
     done = [line.split()[1].rstrip(":") for line in lines if line.endswith(")")]
-    assert done[:3] == ["world", "codec", "latents"]
+    assert done[:4] == ["world", "codec", "latents", "decoder"]
     assert (out / "codec" / "model" / "config.json").stat().st_mtime_ns == codec_time
-    assert any(line.startswith("[4/7] teacher: ") and line.endswith(" s") for line in lines)
+    assert any(line.startswith("[5/8] teacher: ") and line.endswith(" s") for line in lines)
     assert (out / "teacher" / "model" / "denoiser.safetensors").is_file()
     again: list[str] = []
     Recipe(tiny_recipe(), out).run(echo=again.append)

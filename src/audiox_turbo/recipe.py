@@ -25,7 +25,7 @@ from audiox_turbo.errors import AudioXError
 from audiox_turbo.model_dir import TRAINING_FILE
 from audiox_turbo.train.run_config import RunConfig, TrainConfig
 
-STAGES = ("world", "codec", "latents", "teacher", "distill", "export", "benchmark")
+STAGES = ("world", "codec", "latents", "decoder", "teacher", "distill", "export", "benchmark")
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,16 @@ class BenchmarkSpec:
 
 @dataclass(frozen=True)
 class RecipeConfig:
-    """Architecture (a preset or a model config) and the settings of every stage."""
+    """Architecture (a preset or a model config) and the settings of every stage. `decoder`:
+    more codec steps with the encoder frozen (`codec.freeze_encoder`), after the latents are
+    cached — the latent space is fixed, so the teacher's codec gets a better decoder at no
+    cost to the cache; `decoder.train.max_steps` 0 skips the stage."""
 
     name: str = "custom"
     model: ModelConfig = field(default_factory=lambda: preset("tiny"))
     world: WorldSpec = field(default_factory=WorldSpec)
     codec: RunConfig = field(default_factory=RunConfig)
+    decoder: RunConfig = field(default_factory=lambda: RunConfig(train=TrainConfig(max_steps=0)))
     teacher: RunConfig = field(default_factory=RunConfig)
     distill: RunConfig = field(default_factory=RunConfig)
     benchmark: BenchmarkSpec = field(default_factory=BenchmarkSpec)
@@ -76,6 +80,7 @@ def tiny_recipe() -> RecipeConfig:
         name="tiny",
         world=WorldSpec(train_clips=8, test_clips=8, duration=1.0, sources="synthetic"),
         codec=RunConfig(train=train),
+        decoder=RunConfig(train=train),
         teacher=RunConfig(train=train),
         distill=RunConfig(train=train),
         benchmark=BenchmarkSpec(clips_per_task=1, teacher_steps=2),
@@ -136,6 +141,7 @@ def demo_recipe() -> RecipeConfig:
         ema_decay=0.995,
         ema_warmup=200,
     )
+    decoder = dataclasses.replace(codec, lr=1e-3, max_steps=4500, warmup_steps=50, ema_warmup=100)
     teacher = _quick(**common, batch_size=16, crop_seconds=2.0, lr=5e-4, max_steps=4000)
     teacher = dataclasses.replace(
         teacher,
@@ -163,6 +169,7 @@ def demo_recipe() -> RecipeConfig:
             train_clips=9000, test_clips=400, duration=5.0, sources="real", video_fraction=0.2
         ),
         codec=from_dict(RunConfig, {"train": to_dict(codec), "codec": codec_losses}),
+        decoder=from_dict(RunConfig, {"train": to_dict(decoder), "codec": codec_losses}),
         teacher=from_dict(RunConfig, {"train": to_dict(teacher), "teacher": text_only}),
         distill=from_dict(
             RunConfig,
@@ -237,8 +244,14 @@ class Recipe:
             str(self.path("codec", "model")),
             str(self.path("teacher", "model")),
         )
+        refine = c.decoder.train.max_steps > 0
+        decoder_model = str(self.path("decoder", "model")) if refine else codec_model
         model_json = self._write("model.json", to_dict(c.model))
-        teacher_section = dataclasses.replace(c.teacher.teacher, codec_from=codec_model)
+        frozen = dataclasses.replace(c.decoder.codec, freeze_encoder=True)
+        decoder_run = self._run_json(
+            "decoder", dataclasses.replace(c.decoder, codec=frozen), codec_model
+        )
+        teacher_section = dataclasses.replace(c.teacher.teacher, codec_from=decoder_model)
         codec_run = self._run_json("codec", c.codec, model_json)
         teacher_run = self._run_json(
             "teacher", dataclasses.replace(c.teacher, teacher=teacher_section), model_json
@@ -293,6 +306,23 @@ class Recipe:
                 ),
             ),
             Stage("latents", self.path("latents", "index.json"), (encode,)),
+            *(
+                [
+                    Stage(
+                        "decoder",
+                        self.path("decoder", "model", "config.json"),
+                        (
+                            (
+                                *("train", "codec", "--config", decoder_run),
+                                *("--data", train_clips, "--out", str(self.path("decoder"))),
+                                *train,
+                            ),
+                        ),
+                    )
+                ]
+                if refine
+                else []
+            ),
             Stage(
                 "teacher",
                 self.path("teacher", "model", "config.json"),
@@ -352,7 +382,7 @@ class Recipe:
                     self._summarise()
                 self._record_time(run, time.perf_counter() - start)
                 echo(f"[{i}/{len(stages)}] {stage.name}: {time.perf_counter() - start:.0f} s")
-            if stage.name in ("codec", "teacher", "distill"):
+            if stage.name in ("codec", "decoder", "teacher", "distill"):
                 plot_curves(self.path(run, "logs", "metrics.jsonl"), self.path("curves"))
             if stage.name == until:
                 return
