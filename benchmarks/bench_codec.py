@@ -6,7 +6,8 @@ Real-time factor (RTF) = processing seconds / audio seconds (below 1 = faster th
 The training step uses the same losses for every codec (multi-resolution STFT 2048/512/128 +
 log-mel + KL), so the difference is the network; it reports wall and CPU seconds (the CPU time
 stays meaningful on a shared machine).
-Usage: python benchmarks/bench_codec.py [--codecs tiny demo istft] [--seconds 10] [--repeats 3]
+Codecs are presets' (`demo` is the iSTFT codec, `tiny` and `base` Oobleck).
+Usage: python benchmarks/bench_codec.py [--codecs tiny demo] [--seconds 10] [--repeats 3]
 [--threads 1] [--batch 8] [--crop 1.0]
 """
 
@@ -21,19 +22,6 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results" / "codec.json"
 OPERATIONS = ("encode", "decode", "decode_chunked", "train_step")
-# The iSTFT codec geometry proposed for the CPU preset (docs/benchmarks.md, "Codec").
-ISTFT = dict(
-    kind="istft",
-    sample_rate=16000,
-    audio_channels=1,
-    channels=192,
-    latent_dim=32,
-    n_fft=1024,
-    hop_length=256,
-    frames_per_latent=2,
-    encoder_layers=2,
-    decoder_layers=6,
-)
 
 
 def _rss_mib(field: str) -> float:
@@ -92,9 +80,9 @@ def _measure(
     torch.set_num_threads(threads)
 
     from audiox_turbo.codec import build_codec
-    from audiox_turbo.config import CodecConfig, preset
+    from audiox_turbo.config import preset
 
-    cfg = CodecConfig(**ISTFT) if codec_name == "istft" else preset(codec_name).codec
+    cfg = preset(codec_name).codec
     torch.manual_seed(0)
     vae = build_codec(cfg).eval()
     samples = round(seconds * cfg.sample_rate)
@@ -141,7 +129,7 @@ def _measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--codecs", nargs="+", default=["tiny", "demo", "istft"])
+    parser.add_argument("--codecs", nargs="+", default=["tiny", "demo"])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")

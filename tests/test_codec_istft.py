@@ -206,6 +206,22 @@ class BandsDataset(torch.utils.data.Dataset):
         }
 
 
+def _two_clip_run(steps: int) -> TrainConfig:
+    """Batch 2 of `BandsDataset`, lr 3e-3 constant, nothing logged or checkpointed."""
+    return TrainConfig(
+        batch_size=2,
+        lr=3e-3,
+        warmup_steps=0,
+        schedule="constant",
+        max_steps=steps,
+        checkpoint_every=0,
+        log_every=0,
+        sample_every=0,
+        num_workers=0,
+        ema_warmup=0,
+    )
+
+
 def test_training_steps_reduce_the_loss_and_latents_carry_the_clip(tmp_path: Path) -> None:
     """STFT + L1 + KL + log-mel through the codec task and the trainer: the loss falls >= 1.5x
     in 200 steps (measured 9.97 -> 5.30), and each clip's reconstruction is closer to its own
@@ -215,18 +231,7 @@ def test_training_steps_reduce_the_loss_and_latents_carry_the_clip(tmp_path: Pat
     )
     task = CodecTask(MODEL, settings)
     task.export = lambda directory, ctx: None
-    train = TrainConfig(
-        batch_size=2,
-        lr=3e-3,
-        warmup_steps=0,
-        schedule="constant",
-        max_steps=200,
-        checkpoint_every=0,
-        log_every=0,
-        sample_every=0,
-        num_workers=0,
-        ema_warmup=0,
-    )
+    train = _two_clip_run(200)
     data = BandsDataset()
     Trainer(task, train, tmp_path, data, collate, progress=False, cpu=True).fit()
     lines = (tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()
@@ -347,18 +352,7 @@ def test_export_measures_the_latent_scale_unless_the_encoder_is_frozen(
     task = CodecTask(start, settings, validation_batch=batch)
     encoder = {k: v.clone() for k, v in task.vae.encoder.state_dict().items()}
     decoder = {k: v.clone() for k, v in task.vae.decoder.state_dict().items()}
-    train = TrainConfig(
-        batch_size=2,
-        lr=3e-3,
-        warmup_steps=0,
-        schedule="constant",
-        max_steps=5,
-        checkpoint_every=0,
-        log_every=0,
-        sample_every=0,
-        num_workers=0,
-        ema_warmup=0,
-    )
+    train = _two_clip_run(5)
     Trainer(task, train, tmp_path / "run", data, collate, progress=False, cpu=True).fit()
     config, modules = load_native_components(tmp_path / "run" / "model")
     codec = modules["codec"]

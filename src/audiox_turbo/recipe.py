@@ -87,6 +87,13 @@ def tiny_recipe() -> RecipeConfig:
     )
 
 
+def _distill_run(train: TrainConfig, teacher: dict[str, Any]) -> RunConfig:
+    """The distillation settings the world benchmark chose (issue 12): teacher CFG 3, two
+    critic updates per generator update, critic lr 2e-4, generator lr 1e-4."""
+    distill = {"teacher_cfg": 3.0, "critic_updates": 2, "critic_lr": 2e-4, "generator_lr": 1e-4}
+    return from_dict(RunConfig, {"train": to_dict(train), "teacher": teacher, "distill": distill})
+
+
 def distill_world_recipe() -> RecipeConfig:
     """The world distillation benchmark's chain (benchmarks/bench_distill_world.py): the tiny
     preset with a 16-channel codec and a 128 × 4 denoiser on 800 synthetic 4 s clips."""
@@ -115,15 +122,7 @@ def distill_world_recipe() -> RecipeConfig:
             RunConfig, {"train": to_dict(codec), "codec": {"adversarial_start": 10**9}}
         ),
         teacher=from_dict(RunConfig, {"train": to_dict(teacher), "teacher": no_prompts}),
-        distill=from_dict(
-            RunConfig,
-            {
-                "train": to_dict(distill),
-                "teacher": no_prompts,
-                "distill": {"teacher_cfg": 3.0, "critic_updates": 2, "critic_lr": 2e-4}
-                | {"generator_lr": 1e-4},
-            },
-        ),
+        distill=_distill_run(distill, no_prompts),
         benchmark=BenchmarkSpec(clips_per_task=8, teacher_steps=25, teacher_cfg=3.0),
     )
 
@@ -131,26 +130,13 @@ def distill_world_recipe() -> RecipeConfig:
 def demo_recipe() -> RecipeConfig:
     """The shipped default model (`demo` preset) on the real-source world the judge was trained
     on (same seed and size), sized for a 2-core CPU; `docs/default_model.md` records its run."""
-    common = dict(weight_decay=0.01, keep_checkpoints=2, log_every=50)
-    codec = _quick(**common, batch_size=8, crop_seconds=1.0, lr=1.5e-3, max_steps=5000)
-    codec = dataclasses.replace(
-        codec,
-        schedule="cosine",
-        warmup_steps=100,
-        checkpoint_every=500,
-        ema_decay=0.995,
-        ema_warmup=200,
-    )
+    common = dict(weight_decay=0.01, keep_checkpoints=2, log_every=50, checkpoint_every=500)
+    cosine = dict(schedule="cosine", ema_warmup=200)
+    codec = _quick(**common, **cosine, batch_size=8, crop_seconds=1.0, lr=1.5e-3)
+    codec = dataclasses.replace(codec, max_steps=5000, warmup_steps=100, ema_decay=0.995)
     decoder = dataclasses.replace(codec, lr=1e-3, max_steps=4500, warmup_steps=50, ema_warmup=100)
-    teacher = _quick(**common, batch_size=16, crop_seconds=2.0, lr=5e-4, max_steps=4000)
-    teacher = dataclasses.replace(
-        teacher,
-        schedule="cosine",
-        warmup_steps=200,
-        checkpoint_every=500,
-        ema_decay=0.998,
-        ema_warmup=200,
-    )
+    teacher = _quick(**common, **cosine, batch_size=16, crop_seconds=2.0, lr=5e-4)
+    teacher = dataclasses.replace(teacher, max_steps=4000, warmup_steps=200, ema_decay=0.998)
     distill = _quick(**common, batch_size=8, crop_seconds=2.0, lr=1e-4, max_steps=900)
     distill = dataclasses.replace(distill, checkpoint_every=150, ema_decay=0.99, ema_warmup=50)
     codec_losses = {
@@ -171,15 +157,7 @@ def demo_recipe() -> RecipeConfig:
         codec=from_dict(RunConfig, {"train": to_dict(codec), "codec": codec_losses}),
         decoder=from_dict(RunConfig, {"train": to_dict(decoder), "codec": codec_losses}),
         teacher=from_dict(RunConfig, {"train": to_dict(teacher), "teacher": text_only}),
-        distill=from_dict(
-            RunConfig,
-            {
-                "train": to_dict(distill),
-                "teacher": text_only,
-                "distill": {"teacher_cfg": 3.0, "critic_updates": 2, "critic_lr": 2e-4}
-                | {"generator_lr": 1e-4},
-            },
-        ),
+        distill=_distill_run(distill, text_only),
         benchmark=BenchmarkSpec(
             clips_per_task=32, tasks=("T2A", "T2M"), teacher_steps=50, teacher_cfg=3.0
         ),
