@@ -134,7 +134,7 @@ def demo_recipe() -> RecipeConfig:
     cosine = dict(schedule="cosine", ema_warmup=200)
     codec = _quick(**common, **cosine, batch_size=8, crop_seconds=1.0, lr=1.5e-3)
     codec = dataclasses.replace(codec, max_steps=5000, warmup_steps=100, ema_decay=0.995)
-    decoder = dataclasses.replace(codec, lr=1e-3, max_steps=4500, warmup_steps=50, ema_warmup=100)
+    decoder = dataclasses.replace(codec, lr=1e-3, max_steps=9000, warmup_steps=50, ema_warmup=100)
     teacher = _quick(**common, **cosine, batch_size=16, crop_seconds=2.0, lr=5e-4)
     teacher = dataclasses.replace(teacher, max_steps=4000, warmup_steps=200, ema_decay=0.998)
     distill = _quick(**common, batch_size=8, crop_seconds=2.0, lr=1e-4, max_steps=900)
