@@ -366,3 +366,23 @@ def test_export_measures_the_latent_scale_unless_the_encoder_is_frozen(
         with torch.no_grad():
             latents = codec.encode(batch["audio"], sample=False)
         assert abs(float(latents.pow(2).mean().sqrt()) - 1) < 1e-4
+
+
+@pytest.mark.parametrize("kind", ["istft", "oobleck"])
+def test_latent_scale_multiplies_on_encode_and_divides_on_decode(kind: str) -> None:
+    """With latent_scale s, encode gives s × the posterior mean and decode (whole or chunked)
+    undoes it before the decoder, so encode → decode is the unscaled VAE's reconstruction."""
+    base = TINY_ISTFT if kind == "istft" else preset("tiny").codec
+    torch.manual_seed(0)
+    plain = build_codec(base).eval()
+    scaled = build_codec(dataclasses.replace(base, latent_scale=0.25)).eval()
+    scaled.load_state_dict(plain.state_dict())
+    wav = 0.3 * torch.randn(1, base.audio_channels, 24 * base.downsampling)
+    with torch.no_grad():
+        mean, _ = plain.encode_posterior(wav)
+        latents = scaled.encode(wav, sample=False)
+        torch.testing.assert_close(latents, 0.25 * mean)
+        expected = plain.decoder(mean)
+        torch.testing.assert_close(scaled.decode(latents), expected)
+        chunked = scaled.decode_chunked(latents, chunk_frames=8, overlap_frames=8)
+        torch.testing.assert_close(chunked, expected, rtol=1e-4, atol=1e-4)
