@@ -159,7 +159,7 @@ def encode(
     shard_size: str = typer.Option("256MB", "--shard-size", help="Target shard size."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, mps (default: best)."),
     video: bool = typer.Option(
-        False, "--video", help="Also cache frozen video-encoder features (clip encoders only)."
+        False, "--video", help="Also cache frozen video-encoder features (clip or motion encoders)."
     ),
     text: bool = typer.Option(
         False, "--text", help="Also cache frozen text-encoder features of every caption."

@@ -173,8 +173,8 @@ class Conditioner(nn.Module):
             encoder = self.config.conditioning.video_encoder
             raise AudioXError(
                 f"cached video features were given, but video encoder {encoder!r} is trainable "
-                "and would be bypassed; use a frozen encoder (video_encoder 'clip') or data "
-                "with video frames"
+                "and would be bypassed; use a frozen encoder (video_encoder 'clip' or 'motion') "
+                "or data with video frames"
             )
 
 

@@ -1,13 +1,14 @@
 """Video conditioner: frames (B, Nv, 3, H, W) -> ModalityTokens (B, Nv, dim), one token per frame.
 
-Frame encoders: `cnn` (small trainable strided conv net) or `clip` (frozen CLIP vision model
-from a local dir, out of the state dict; its pooled CLS embedding per frame). A RoPE transformer
-over frames follows. Absent videos (None, present=False or all-zero frames) use a learned null
-token broadcast over the frames, mask all True.
+Frame encoders: `cnn` (small trainable strided conv net), `clip` (frozen CLIP vision model
+from a local dir, out of the state dict; its pooled CLS embedding per frame) or `motion`
+(parameter-free luminance, colour and frame-difference features, `motion.py`). A RoPE
+transformer over frames follows. Absent videos (None, present=False or all-zero frames) use a
+learned null token broadcast over the frames, mask all True.
 
 Per-frame encoder outputs (B, Nv, video_feature_dim) cached in latent shards can be given
 instead of frames (`features=`); that skips the frame encoder, so it is only valid for a
-frozen one (`clip`): the trainable `cnn` encoder would be bypassed and never learn.
+frozen one (`clip`, `motion`): the trainable `cnn` encoder would be bypassed and never learn.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 
 from audiox_turbo.conditioning.frozen import FrozenEncoder, resolve_local_dir
 from audiox_turbo.conditioning.layers import Transformer
+from audiox_turbo.conditioning.motion import MOTION_FEATURE_DIM, motion_features
 from audiox_turbo.conditioning.tokens import ModalityTokens
 from audiox_turbo.config import ConditioningConfig
 from audiox_turbo.errors import AudioXError, ModelLoadError
@@ -114,8 +116,16 @@ class VideoConditioner(nn.Module):
             self.cnn = CnnFrameEncoder(config.video_cnn_channels, config.video_feature_dim)
         elif config.video_encoder == "clip":
             self.clip = ClipFrameEncoder(config.video_encoder_path, config.video_feature_dim)
+        elif config.video_encoder == "motion":
+            if config.video_feature_dim != MOTION_FEATURE_DIM:
+                raise ValueError(
+                    f"video_encoder 'motion' makes {MOTION_FEATURE_DIM} features per frame; "
+                    f"video_feature_dim is {config.video_feature_dim}"
+                )
         else:
-            raise ValueError(f"unknown video_encoder {config.video_encoder!r} (cnn | clip)")
+            raise ValueError(
+                f"unknown video_encoder {config.video_encoder!r} (cnn | clip | motion)"
+            )
         self.proj = nn.Linear(config.video_feature_dim, config.dim)
         self.temporal = Transformer(
             config.dim, config.heads, config.video_temporal_layers, rope=True
@@ -133,7 +143,8 @@ class VideoConditioner(nn.Module):
 
     @property
     def frozen_encoder(self) -> bool:
-        """Whether the frame encoder is frozen, so its outputs may be cached (`clip`)."""
+        """Whether the frame encoder is frozen, so its outputs may be cached (`clip`,
+        `motion`)."""
         return self.cnn is None
 
     def cache_encoder(self) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -143,7 +154,8 @@ class VideoConditioner(nn.Module):
         if not self.frozen_encoder:
             raise AudioXError(
                 "video features can only be cached for a frozen frame encoder (video_encoder "
-                "'clip'); the trainable 'cnn' encoder needs the frames at training time"
+                "'clip' or 'motion'); the trainable 'cnn' encoder needs the frames at training "
+                "time"
             )
         return torch.no_grad()(self.frame_features)
 
@@ -151,6 +163,8 @@ class VideoConditioner(nn.Module):
         """Frames (N, Nv, 3, H, W) uint8 -> frame-encoder outputs (N, Nv, video_feature_dim)."""
         n, nv = frames.shape[:2]
         dtype = self.proj.weight.dtype
+        if self.cnn is None and self.clip is None:
+            return motion_features(frames).to(dtype)
         flat = frames_to_float(frames, dtype).flatten(0, 1)
         if self.cnn is not None:
             features = self.cnn(flat)
