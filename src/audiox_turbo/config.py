@@ -289,7 +289,8 @@ def _tiny() -> ModelConfig:
 
 def _demo() -> ModelConfig:
     """Sized for a 2-core CPU: an iSTFT codec with locked phase (decodes 10 s in ~0.05 s on one
-    thread), cached MiniLM text features, a 192 × 6 MMDiT; 17.5 M parameters in all."""
+    thread), cached MiniLM text features, cached motion features of 25 fps video (the world's
+    frame rate, for audio-visual timing), a 192 × 6 MMDiT; 17.5 M parameters in all."""
     return ModelConfig(
         name="demo",
         codec=CodecConfig(
@@ -308,11 +309,10 @@ def _demo() -> ModelConfig:
             dim=192,
             text_encoder="minilm",
             text_max_tokens=48,
-            video_encoder="cnn",
-            video_feature_dim=192,
-            video_fps=5.0,
+            video_encoder="motion",
+            video_feature_dim=176,  # conditioning/motion.py: MOTION_FEATURE_DIM
+            video_fps=25.0,
             video_size=64,
-            video_cnn_channels=(32, 64, 128),
             video_temporal_layers=2,
             heads=3,
             fusion_experts=8,

@@ -147,7 +147,10 @@ def demo_recipe() -> RecipeConfig:
         "adversarial_start": 10**9,
         "validation_clips": 16,
     }
-    text_only = {"tasks": ("T2A", "T2M"), "validation_prompts": ()}
+    text_and_video = {
+        "tasks": ("T2A", "T2M", "V2A", "V2M", "TV2A", "TV2M"),
+        "validation_prompts": (),
+    }
     return RecipeConfig(
         name="demo",
         model=preset("demo"),
@@ -156,10 +159,10 @@ def demo_recipe() -> RecipeConfig:
         ),
         codec=from_dict(RunConfig, {"train": to_dict(codec), "codec": codec_losses}),
         decoder=from_dict(RunConfig, {"train": to_dict(decoder), "codec": codec_losses}),
-        teacher=from_dict(RunConfig, {"train": to_dict(teacher), "teacher": text_only}),
-        distill=_distill_run(distill, text_only),
+        teacher=from_dict(RunConfig, {"train": to_dict(teacher), "teacher": text_and_video}),
+        distill=_distill_run(distill, text_and_video),
         benchmark=BenchmarkSpec(
-            clips_per_task=32, tasks=("T2A", "T2M"), teacher_steps=50, teacher_cfg=3.0
+            clips_per_task=32, tasks=("T2A", "T2M", "V2A"), teacher_steps=50, teacher_cfg=3.0
         ),
     )
 
@@ -244,9 +247,11 @@ class Recipe:
             for split, clips in (("test", w.test_clips), ("train", w.train_clips))
         )
         frozen_text = c.model.conditioning.text_encoder in ("minilm", "t5")
+        frozen_video = c.model.conditioning.video_encoder in ("clip", "motion")
         encode = (
             *("data", "encode", train_clips, "--out", latents, "--model", codec_model),
             *("--device", self.device, *(("--text",) if frozen_text else ())),
+            *(("--video",) if frozen_video else ()),
         )
         guided = ("--steps", str(b.teacher_steps), "--cfg", str(b.teacher_cfg))
         export = str(self.export_dir())
