@@ -170,6 +170,21 @@ def test_largest_class_share_measures_collapse() -> None:
     assert largest_share([]) is None
 
 
+def test_onset_error_row_has_mean_and_median_over_clips() -> None:
+    """The V2A gate reads the median: one clip with no sound at its events (capped at 0.5 s)
+    moves the mean, not the median."""
+    from audiox_turbo.eval.world_benchmark import ClipScore, summarise
+
+    def clip(onset: float | None) -> ClipScore:
+        e = np.zeros(4)
+        return ClipScore("V2A", "c", e, e, "sfx:beeps", True, None, None, onset, None)
+
+    row = summarise("V2A", [clip(0.01), clip(0.03), clip(0.5), clip(None)])
+    assert row["onset_error_s"] == pytest.approx(0.18)
+    assert row["onset_error_median_s"] == pytest.approx(0.03)
+    assert summarise("T2A", [clip(None), clip(None)])["onset_error_median_s"] is None
+
+
 def test_benchmark_world_runs_every_task_on_tiny(app, judge_dir, tmp_path) -> None:
     out = tmp_path / "bench"
     args = ["benchmark", "world", "--model", "tiny", "--clips", "1", "--steps", "1", "--cfg", "2"]
