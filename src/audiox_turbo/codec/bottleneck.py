@@ -1,5 +1,6 @@
 """The VAE bottleneck every codec shares: posterior from encoder statistics, sampling, the KL
-term, and decoding long latents in overlapping chunks."""
+term, decoding long latents in overlapping chunks, and the codec interface around them
+(`VariationalCodec`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from audiox_turbo.config import CodecConfig
 
 STD_FLOOR = 1e-4
 
@@ -67,3 +70,49 @@ def decode_in_chunks(
         piece = decode(latents[..., lo:hi])
         out[..., start * ds : end * ds] = piece[..., (start - lo) * ds : (end - lo) * ds]
     return out
+
+
+class VariationalCodec(nn.Module):
+    """Encoder (waveform -> mean ‖ scale) + this bottleneck + decoder, the interface every
+    codec kind shares; latents are multiplied by `config.latent_scale` on encode and divided
+    by it on decode. Subclasses build `encoder` and `decoder` and add `decode_chunked`."""
+
+    kind: str
+
+    def __init__(self, config: CodecConfig, encoder: nn.Module, decoder: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.decoder = decoder
+
+    @classmethod
+    def check_kind(cls, config: CodecConfig) -> None:
+        """A ValueError unless `config.kind` is this class's kind."""
+        if config.kind != cls.kind:
+            raise ValueError(f"{cls.__name__} needs codec kind {cls.kind!r}, got {config.kind!r}")
+
+    def encode_posterior(self, wav: Tensor) -> tuple[Tensor, Tensor]:
+        """(B,C,S) -> mean, std (B,D,ceil(S/ds)); std = softplus(scale) + 1e-4.
+
+        The waveform is zero-padded on the right to a multiple of the downsampling factor, so
+        every input sample is covered (the official code floors instead; equal for multiples).
+        """
+        if wav.ndim != 3 or wav.shape[1] != self.config.audio_channels:
+            raise ValueError(
+                f"expected a waveform (B, {self.config.audio_channels}, S), got {tuple(wav.shape)}"
+            )
+        wav = F.pad(wav, (0, -wav.shape[-1] % self.config.downsampling))
+        return posterior(self.encoder(wav))
+
+    def encode(
+        self, wav: Tensor, sample: bool = True, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """(B,C,S) -> latents (B,D,ceil(S/ds)): mean + std·ε when `sample`, else the mean, times
+        `latent_scale`; ε is drawn from `generator` (or the global RNG), which reproduces the
+        official `randn_like` draw for the same seed."""
+        latents = sample_posterior(*self.encode_posterior(wav), sample, generator)
+        return latents * self.config.latent_scale
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """(B,D,T) latents (scaled by `latent_scale`) -> waveform (B,C,T·ds)."""
+        return self.decoder(latents / self.config.latent_scale)

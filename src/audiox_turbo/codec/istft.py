@@ -4,7 +4,7 @@ Encoder: log-magnitude STFT frames -> ConvNeXt blocks -> a strided conv to the l
 mean ‖ scale. Decoder: latents -> transposed conv to the frame rate -> ConvNeXt blocks -> a
 linear head predicting log-magnitude and phase per bin -> inverse STFT ("same" padding, so
 T latent frames decode to exactly T·hop·frames_per_latent samples). Same bottleneck, KL and
-interface as `OobleckVAE`.
+interface as `OobleckVAE` (`VariationalCodec`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audiox_turbo.codec.bottleneck import decode_in_chunks, posterior, sample_posterior
+from audiox_turbo.codec.bottleneck import VariationalCodec, decode_in_chunks
 from audiox_turbo.codec.spectral import istft_same, peak_locked_phase, stft_same
 from audiox_turbo.config import CodecConfig
 
@@ -156,36 +156,14 @@ class IstftDecoder(nn.Module):
         return self.synthesise(self.frame_parameters(latents))
 
 
-class IstftVAE(nn.Module):
-    """iSTFT encoder + VAE bottleneck + iSTFT decoder; the interface of `OobleckVAE`."""
+class IstftVAE(VariationalCodec):
+    """iSTFT encoder + VAE bottleneck + iSTFT decoder."""
+
+    kind = "istft"
 
     def __init__(self, config: CodecConfig) -> None:
-        super().__init__()
-        if config.kind != "istft":
-            raise ValueError(f"IstftVAE needs codec kind 'istft', got {config.kind!r}")
-        self.config = config
-        self.encoder = IstftEncoder(config)
-        self.decoder = IstftDecoder(config)
-
-    def encode_posterior(self, wav: Tensor) -> tuple[Tensor, Tensor]:
-        """(B,C,S) -> mean, std (B,D,ceil(S/ds)); the waveform is zero-padded on the right."""
-        if wav.ndim != 3 or wav.shape[1] != self.config.audio_channels:
-            raise ValueError(
-                f"expected a waveform (B, {self.config.audio_channels}, S), got {tuple(wav.shape)}"
-            )
-        wav = F.pad(wav, (0, -wav.shape[-1] % self.config.downsampling))
-        return posterior(self.encoder(wav))
-
-    def encode(
-        self, wav: Tensor, sample: bool = True, generator: torch.Generator | None = None
-    ) -> Tensor:
-        """(B,C,S) -> latents (B,D,ceil(S/ds)): mean + std·ε when `sample`, else the mean."""
-        latents = sample_posterior(*self.encode_posterior(wav), sample, generator)
-        return latents * self.config.latent_scale
-
-    def decode(self, latents: Tensor) -> Tensor:
-        """(B,D,T) latents (scaled by `latent_scale`) -> waveform (B,C,T·ds)."""
-        return self.decoder(latents / self.config.latent_scale)
+        self.check_kind(config)
+        super().__init__(config, IstftEncoder(config), IstftDecoder(config))
 
     def decode_chunked(
         self, latents: Tensor, chunk_frames: int = 128, overlap_frames: int = 16

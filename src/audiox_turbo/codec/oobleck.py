@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audiox_turbo.codec.bottleneck import decode_in_chunks, posterior, sample_posterior
+from audiox_turbo.codec.bottleneck import VariationalCodec, decode_in_chunks
 from audiox_turbo.config import CodecConfig
 from audiox_turbo.errors import ModelLoadError
 
@@ -213,48 +213,17 @@ class OobleckDecoder(nn.Module):
         return self.layers(latents)
 
 
-class OobleckVAE(nn.Module):
+class OobleckVAE(VariationalCodec):
     """Oobleck encoder + VAE bottleneck + decoder; latent scale 1.0 (as the released model)."""
 
+    kind = "oobleck"
+
     def __init__(self, config: CodecConfig) -> None:
-        super().__init__()
-        if config.kind != "oobleck":
-            raise ValueError(f"OobleckVAE needs codec kind 'oobleck', got {config.kind!r}")
+        self.check_kind(config)
         odd = [s for s in config.strides if s % 2]
         if odd:
             raise ValueError(f"Oobleck strides must be even (exact length scaling), got {odd}")
-        self.config = config
-        self.encoder = OobleckEncoder(config)
-        self.decoder = OobleckDecoder(config)
-
-    def encode_posterior(self, wav: Tensor) -> tuple[Tensor, Tensor]:
-        """(B,C,S) -> mean, std (B,D,ceil(S/ds)); std = softplus(scale) + 1e-4.
-
-        The waveform is zero-padded on the right to a multiple of the downsampling factor, so
-        every input sample is covered (the official code floors instead; equal for multiples).
-        """
-        if wav.ndim != 3 or wav.shape[1] != self.config.audio_channels:
-            raise ValueError(
-                f"expected a waveform (B, {self.config.audio_channels}, S), got {tuple(wav.shape)}"
-            )
-        ds = self.config.downsampling
-        wav = F.pad(wav, (0, -wav.shape[-1] % ds))
-        return posterior(self.encoder(wav))
-
-    def encode(
-        self, wav: Tensor, sample: bool = True, generator: torch.Generator | None = None
-    ) -> Tensor:
-        """(B,C,S) -> latents (B,D,ceil(S/ds)): mean + std·ε when `sample`, else the mean.
-
-        Right-pads like `encode_posterior`; ε is drawn from `generator` (or the global RNG),
-        which reproduces the official `randn_like` draw for the same seed.
-        """
-        latents = sample_posterior(*self.encode_posterior(wav), sample, generator)
-        return latents * self.config.latent_scale
-
-    def decode(self, latents: Tensor) -> Tensor:
-        """(B,D,T) latents (scaled by `latent_scale`) -> waveform (B,C,T·ds)."""
-        return self.decoder(latents / self.config.latent_scale)
+        super().__init__(config, OobleckEncoder(config), OobleckDecoder(config))
 
     def decode_chunked(
         self, latents: Tensor, chunk_frames: int = 128, overlap_frames: int = 16
