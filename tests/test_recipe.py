@@ -99,3 +99,16 @@ def test_recipe_errors_are_one_line(tmp_path):
         recipe(str(bad))
     with pytest.raises(AudioXError, match="--until 'deploy'"):
         Recipe(tiny_recipe(), tmp_path / "r").run(until="deploy")
+
+
+def test_frozen_encoder_features_are_cached_and_video_tasks_trained(tmp_path):
+    """The demo preset's text (MiniLM) and video (motion) encoders are frozen: the latents
+    stage caches both, and its teacher trains the video tasks on them; the tiny preset's
+    trainable video encoder gets no cached features."""
+    stages = {s.name: s for s in Recipe(recipe("demo"), tmp_path / "demo").stages()}
+    (encode,) = stages["latents"].commands
+    assert "--text" in encode and "--video" in encode
+    teacher = json.loads((tmp_path / "demo" / "teacher.json").read_text())["teacher"]
+    assert {"T2A", "T2M", "V2A", "TV2A"} <= set(teacher["tasks"])
+    tiny = {s.name: s for s in Recipe(tiny_recipe(), tmp_path / "tiny").stages()}
+    assert "--video" not in tiny["latents"].commands[0]
