@@ -75,6 +75,7 @@ def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):
     lines = training_summary(export)
     assert lines[0] == "trained by: audiox-turbo recipe tiny (cpu)"
     assert lines[1].startswith("trained on: the embedded world, synthetic sources, 8 clips")
+    assert lines[2] == "steps: codec 2, decoder 2, teacher 2, student 2"
     assert any(line.startswith("world benchmark, student: class accuracy") for line in lines)
 
 

@@ -406,6 +406,7 @@ class Recipe:
             "world": to_dict(c.world),
             "steps": {
                 "codec": c.codec.train.max_steps,
+                **({"decoder": c.decoder.train.max_steps} if c.decoder.train.max_steps else {}),
                 "teacher": c.teacher.train.max_steps,
                 "student": c.distill.train.max_steps,
             },
