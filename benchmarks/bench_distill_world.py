@@ -1,10 +1,12 @@
 """World distillation benchmark: does the 4-step student beat its teacher's own 4 steps?
 
-The `distill-world` recipe (`audiox-turbo recipe`, src/audiox_turbo/recipe.py) trains, once, a
-small world's codec and teacher (cached under --cache; every stage is skipped when done and
-resumed when interrupted) and distils the teacher into a student per --tag; the script then
-scores, with the shipped world judge on a balanced prompt set (the same number of text prompts
-for every class of the world):
+A recipe (`audiox-turbo recipe`, src/audiox_turbo/recipe.py: `demo`, the shipped model's
+chain on the real-source world, or `distill-world`, a small synthetic one) trains, once, the
+world, codec and teacher (cached under --cache, the recipe's run folder: every stage is skipped
+when done and resumed when interrupted, so `make model`'s runs/demo is reused as it is) and
+distils the teacher into a student per --tag (`recipe`: the recipe's own student). The script
+then scores, with the shipped world judge on a balanced prompt set (the same number of text
+prompts for every class of the world's test split):
 
 - teacher, `--teacher-steps` Euler steps with CFG (the multi-step reference),
 - teacher, 4 Euler steps with CFG,
@@ -15,7 +17,8 @@ It prints the table (class accuracy, FD, tempo, onset error, largest class share
 student beats teacher@4 on class accuracy and FD, is within 10 % of the multi-step FD, and no
 class takes more than twice its fair share of the student's outputs).
 
-    python benchmarks/bench_distill_world.py [--cache DIR] [--distill-steps 600] [--tag NAME]
+    python benchmarks/bench_distill_world.py [--recipe demo] [--cache runs/demo] [--tag NAME]
+        [--distill-steps N] [--distill-settings JSON]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from audiox_turbo.atomic import write_json_atomic
+from audiox_turbo.config import to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "distill_world.json"
@@ -35,18 +39,19 @@ SEED = 0
 
 
 def bench_recipe(args: argparse.Namespace) -> Any:
-    """The `distill-world` recipe (audiox_turbo/recipe.py) with this run's stage budgets and
-    distillation settings."""
+    """The chosen recipe (audiox_turbo/recipe.py) with this run's stage budgets (None: the
+    recipe's) and distillation settings (merged over the recipe's)."""
     import dataclasses
 
-    from audiox_turbo.config import from_dict, to_dict
-    from audiox_turbo.recipe import distill_world_recipe
+    from audiox_turbo.config import from_dict
+    from audiox_turbo.recipe import recipe
     from audiox_turbo.train.run_config import DistillConfig
 
-    base = distill_world_recipe()
+    base = recipe(args.recipe)
 
     def budget(run: Any, **train: Any) -> Any:
-        return dataclasses.replace(run, train=dataclasses.replace(run.train, **train))
+        given = {k: v for k, v in train.items() if v is not None}
+        return dataclasses.replace(run, train=dataclasses.replace(run.train, **given))
 
     settings = to_dict(base.distill.distill) | json.loads(args.distill_settings)
     distill = budget(base.distill, max_steps=args.distill_steps, batch_size=args.distill_batch)
@@ -58,13 +63,18 @@ def bench_recipe(args: argparse.Namespace) -> Any:
     )
 
 
-def build(cache: Path, args: argparse.Namespace) -> dict[str, Path]:
+def student_folder(tag: str) -> str:
+    """The run folder of a tag's student: `recipe` is the recipe's own distillation stage."""
+    return "distill" if tag == "recipe" else f"distill_{tag}"
+
+
+def build(cache: Path, config: Any, tag: str) -> dict[str, Path]:
     """World, codec, latents, teacher and this tag's student under `cache` (each stage
     skipped when done, resumed when interrupted)."""
     from audiox_turbo.recipe import Recipe
 
-    student = f"distill_{args.tag}"
-    Recipe(bench_recipe(args), cache, student=student).run(until="distill")
+    student = student_folder(tag)
+    Recipe(config, cache, student=student).run(until="distill")
     return {
         "world": cache / "world",
         "teacher": cache / "teacher/model",
@@ -80,7 +90,7 @@ def balanced_prompts(world: Path, per_class: int) -> dict[str, list[Any]]:
 
     by_class: dict[str, list[Any]] = {}
     for record in read_manifest(world / "test.jsonl"):
-        if record.video is None and record.captions:
+        if record.captions:  # clips with a video too: their text prompts are text-only
             by_class.setdefault(judge_class(record.labels), []).append(record)
     prompts: dict[str, list[Any]] = {"T2A": [], "T2M": []}
     for records in by_class.values():
@@ -122,7 +132,8 @@ def score(
     for label, model, method, steps, cfg in runs:
         # the teacher's rows depend only on the cached teacher: scored once, then reused
         # cached teacher rows are per judge: a retrained judge rescores them
-        folder = f"teacher_judge-{shipped_judge_id()}" if method == "euler" else args.tag
+        teacher_rows = f"teacher_judge-{shipped_judge_id()}_per-class-{args.per_class}"
+        folder = teacher_rows if method == "euler" else f"{args.tag}_per-class-{args.per_class}"
         out = cache / "scores" / folder / label.replace(" ", "_").replace(",", "")
         if method == "euler" and (out / "row.json").is_file():
             rows.append(json.loads((out / "row.json").read_text()))
@@ -177,37 +188,42 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench_distill_world")
-    parser.add_argument("--codec-steps", type=int, default=800)
-    parser.add_argument("--teacher-train-steps", type=int, default=2000)
-    parser.add_argument("--distill-steps", type=int, default=600)
-    parser.add_argument("--distill-batch", type=int, default=8)
+    parser.add_argument("--recipe", default="demo", help="demo or distill-world (or a JSON).")
+    parser.add_argument("--cache", type=Path, help="The recipe's run folder (default runs/NAME).")
+    parser.add_argument("--codec-steps", type=int, help="Default: the recipe's.")
+    parser.add_argument("--teacher-train-steps", type=int, help="Default: the recipe's.")
+    parser.add_argument("--distill-steps", type=int, help="Default: the recipe's.")
+    parser.add_argument("--distill-batch", type=int, help="Default: the recipe's.")
     parser.add_argument(
-        "--distill-settings",
-        default=json.dumps(
-            {"teacher_cfg": 3.0, "critic_updates": 2, "generator_lr": 1e-4, "critic_lr": 2e-4}
-        ),
-        help="JSON of DistillConfig fields",
+        "--distill-settings", default="{}", help="JSON of DistillConfig fields over the recipe's"
     )
-    parser.add_argument("--tag", default="default", help="Names this distillation's outputs.")
+    parser.add_argument(
+        "--tag", default="recipe", help="Names this distillation (recipe: the recipe's own)."
+    )
     parser.add_argument("--per-class", type=int, default=3, help="Prompts per class.")
-    parser.add_argument("--cfg", type=float, default=3.0, help="Teacher CFG when scoring.")
-    parser.add_argument("--teacher-steps", type=int, default=25, help="Multi-step reference.")
+    parser.add_argument("--cfg", type=float, help="Teacher CFG when scoring (recipe's).")
+    parser.add_argument("--teacher-steps", type=int, help="Multi-step reference (recipe's).")
     args = parser.parse_args()
-    paths = build(args.cache, args)
+    config = bench_recipe(args)
+    args.cfg = config.benchmark.teacher_cfg if args.cfg is None else args.cfg
+    args.teacher_steps = args.teacher_steps or config.benchmark.teacher_steps
+    cache = args.cache or ROOT / "runs" / config.name
+    paths = build(cache, config, args.tag)
     start = time.perf_counter()
-    rows, classes = score(paths, args.cache, args)
-    recorded = args.cache / "stage_seconds.json"  # written by the recipe as its stages run
+    rows, classes = score(paths, cache, args)
+    recorded = cache / "stage_seconds.json"  # written by the recipe as its stages run
     times = json.loads(recorded.read_text()) if recorded.is_file() else {}
     times["score"] = time.perf_counter() - start
     result = {
-        "machine": "2-core CPU, shared with other jobs while it ran",
+        "machine": "2-core CPU",
+        "recipe": config.name,
         "tag": args.tag,
         "judge": shipped_judge_id(),
-        "teacher_train_steps": args.teacher_train_steps,
-        "distill_steps": args.distill_steps,
-        "distill_batch": args.distill_batch,
-        "distill_settings": json.loads(args.distill_settings),
+        "teacher_train_steps": config.teacher.train.max_steps,
+        "distill_steps": config.distill.train.max_steps,
+        "distill_batch": config.distill.train.batch_size,
+        "distill_settings": to_dict(config.distill.distill),
+        "prompts_per_class": args.per_class,
         "classes_prompted": classes,
         "stage_seconds": times,
         "rows": rows,
