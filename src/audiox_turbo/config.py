@@ -290,7 +290,7 @@ def _tiny() -> ModelConfig:
 def _demo() -> ModelConfig:
     """Sized for a 2-core CPU: an iSTFT codec with locked phase (decodes 10 s in ~0.05 s on one
     thread), cached MiniLM text features, cached motion features of 25 fps video (the world's
-    frame rate, for audio-visual timing), a 192 × 6 MMDiT; 17.5 M parameters in all."""
+    frame rate, for audio-visual timing), a 192 × 6 MMDiT; 17.4 M parameters in all."""
     return ModelConfig(
         name="demo",
         codec=CodecConfig(
