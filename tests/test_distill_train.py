@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -234,6 +235,44 @@ def test_backward_simulation_runs_the_student_k_steps(distilled):
             assert r["critic/student_step"] == r["generator/student_step"]
     samples = 4
     assert student_calls == sum(k + 1 for k in ks) + samples
+
+
+def test_regression_pairs_fill_the_pool_then_are_reused(teacher_dir, tmp_path, monkeypatch):
+    """Teacher ODEs run only while the pool fills (its pairs: noise -> the ODE's endpoint)."""
+    settings = DistillConfig(critic_updates=1, gan_weight=0.0, regression_weight=1.0)
+    settings = dataclasses.replace(settings, regression_pool=2)
+    trainer, task = make_trainer(teacher_dir, tmp_path, train_config(5), settings)
+    made: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real_ode = task.teacher_ode
+
+    def spy(b, noise, ctx):
+        made.append((noise, real_ode(b, noise, ctx)))
+        return made[-1][1]
+
+    monkeypatch.setattr(task, "teacher_ode", spy)
+    trainer.fit()
+    assert len(made) == 2 and len(task.ode_pairs) == 2
+    for (noise, target), pairs in zip(made, task.ode_pairs, strict=True):
+        assert pairs.noise is noise and pairs.target is target
+        assert not torch.allclose(target, noise)
+
+
+def test_regression_anchor_pulls_the_one_step_output_to_the_teacher_ode(teacher_dir, tmp_path):
+    """Regression alone (DMD weight 0) on one stored pair: its error falls as the student
+    learns, which a detached or misaligned regression term cannot do."""
+    settings = DistillConfig(
+        critic_updates=1,
+        generator_lr=3e-3,
+        dmd_weight=0.0,
+        gan_weight=0.0,
+        regression_weight=1.0,
+        regression_pool=1,
+    )
+    trainer, _ = make_trainer(teacher_dir, tmp_path, train_config(12, log_every=1), settings)
+    trainer.fit()
+    errors = [r["generator/regression"] for r in records(tmp_path)]
+    assert len(errors) == 12
+    assert errors[-1] < 0.5 * errors[0], errors
 
 
 def test_noised_real_input_and_bf16_teacher(teacher_dir, tmp_path):

@@ -120,6 +120,10 @@ class DistillConfig:
     gan_max_t: float = 0.2
     gan_layers: tuple[int, ...] = (-1,)
     regression_weight: float = 0.0
+    regression_pool: int = 32
+    """Teacher ODE pairs (DMD's regression anchor) are made on the first `regression_pool`
+    generator batches and then reused, as DMD precomputes its pairs (not saved: a resumed run
+    makes new ones)."""
     backward_simulation: bool = True
     t_min: float = 0.02
     t_max: float = 0.98

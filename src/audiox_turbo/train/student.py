@@ -101,6 +101,8 @@ def check_distill_config(config: DistillConfig, source: str) -> None:
         problems.append(str(e))
     if config.critic_updates < 1:
         problems.append(f"critic_updates must be >= 1, got {config.critic_updates}")
+    if config.regression_pool < 1:
+        problems.append(f"regression_pool must be >= 1, got {config.regression_pool}")
     if config.gan_loss not in GAN_LOSSES:
         problems.append(f"gan_loss {config.gan_loss!r} unknown; use one of {', '.join(GAN_LOSSES)}")
     if not 0.0 <= config.t_min < config.t_max <= 1.0:
@@ -127,6 +129,24 @@ class DistillBatch:
     cond: Conditions
     duration: float
     sample: tuple[Tensor, int] | None = None
+
+
+@dataclass
+class OdePairs:
+    """Teacher ODE pairs of one batch: noise (B, D, T) -> target (B, D, T) under cond, with
+    its frame mask (B, T); `key` the shapes a batch must have to share them."""
+
+    key: tuple[int, ...]
+    cond: Conditions
+    mask: Tensor
+    noise: Tensor
+    target: Tensor
+
+
+def _shape_key(b: DistillBatch) -> tuple[int, ...]:
+    """Latent and condition-token shapes of a batch (what batching with it needs to match)."""
+    c = b.cond
+    return (*b.x0.shape, c.text.tokens.shape[1], c.video.tokens.shape[1], c.audio.tokens.shape[1])
 
 
 class DistillTask(Task):
@@ -169,6 +189,7 @@ class DistillTask(Task):
         self.teacher.eval().requires_grad_(False)
         self.prepared: dict[int, DistillBatch] = {}
         self.prepared_step = -1
+        self.ode_pairs: list[OdePairs] = []
         self.gan = settings.gan_weight > 0 or settings.gan_critic_weight > 0
         self.discriminator: DiscriminatorHead | None = None
         if self.gan:
@@ -315,31 +336,48 @@ class DistillTask(Task):
     def generator_losses(self, b: DistillBatch, ctx: StepContext) -> dict[str, Tensor]:
         """DMD loss (+ GAN generator term, + regression on teacher ODE pairs) of the student.
 
-        Its detached sample is kept in `b` for the critic phase of the same step.
+        The regression anchor (DMD) is the student's one-step output from a pair's noise
+        against the teacher's ODE endpoint from the same noise and conditions, batched with
+        the DMD input. Its detached sample is kept in `b` for the critic phase of the step.
         """
         s = self.settings
         n = b.x0.shape[0]
         x_t, t_k, k = self.student_input(b, ctx)
-        xs, ts = [x_t], [t_k]
+        xs, ts, conds, masks = [x_t], [t_k], [b.cond], [b.mask]
         if s.regression_weight > 0:
-            xs.append(_randn_like(b.x0, ctx))
-            ts.append(torch.ones_like(t_k))
-        parts = len(xs)
-        v = ctx.modules["student"](
-            torch.cat(xs), torch.cat(ts), Conditions.cat([b.cond] * parts), b.mask.repeat(parts, 1)
-        )
-        x0 = x0_from_velocity(torch.cat(xs), torch.cat(ts), v)
+            pairs = self.ode_pairs_for(b, ctx)
+            xs.append(pairs.noise)
+            ts.append(torch.ones(pairs.noise.shape[0], device=t_k.device, dtype=t_k.dtype))
+            conds.append(pairs.cond)
+            masks.append(pairs.mask)
+        x_in = torch.cat(xs)
+        v = ctx.modules["student"](x_in, torch.cat(ts), Conditions.cat(conds), torch.cat(masks))
+        x0 = x0_from_velocity(x_in, torch.cat(ts), v)
         x_fake = x0[:n]
         b.sample = (x_fake.detach(), k)
         with critic_weights_frozen(ctx):
             losses = self.critic_judged_terms(b, x_fake, ctx)
         loss = s.dmd_weight * losses["dmd"] + s.gan_weight * losses.get("gan", 0.0)
         if s.regression_weight > 0:
-            with torch.no_grad():
-                target = self.teacher_ode(b, xs[1], ctx)
-            losses["regression"] = regression_loss(x0[n:], target, b.mask)
+            losses["regression"] = regression_loss(x0[n:], pairs.target, pairs.mask)
             loss = loss + s.regression_weight * losses["regression"]
         return {"loss": loss, **losses, "student_step": torch.tensor(float(k))}
+
+    def ode_pairs_for(self, b: DistillBatch, ctx: StepContext) -> OdePairs:
+        """Teacher ODE pairs shaped like batch b: made from b's conditions and fresh noise
+        while the pool holds fewer than `regression_pool` batches (or none of b's shapes),
+        else a stored batch of them drawn at random."""
+        key = _shape_key(b)
+        stored = [p for p in self.ode_pairs if p.key == key]
+        if stored and len(self.ode_pairs) >= self.settings.regression_pool:
+            pick = torch.randint(len(stored), (1,), generator=ctx.generator, device=ctx.device)
+            return stored[int(pick)]
+        noise = _randn_like(b.x0, ctx)
+        with torch.no_grad():
+            target = self.teacher_ode(b, noise, ctx)
+        pairs = OdePairs(key, b.cond, b.mask, noise, target)
+        self.ode_pairs = [*self.ode_pairs, pairs][-self.settings.regression_pool :]
+        return pairs
 
     def critic_judged_terms(
         self, b: DistillBatch, x_fake: Tensor, ctx: StepContext
