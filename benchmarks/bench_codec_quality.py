@@ -3,7 +3,10 @@ on the originals and on their reconstructions (issue 14's codec gate), plus spec
 
 Every clip is encoded to its posterior mean and decoded; the reconstructions are written as WAVs
 with a copy of the manifest (same labels), and `eval.judge.judge_accuracy` runs on both.
-Gate: judge class accuracy on reconstructions within 2 points of the originals.
+Gate: judge class accuracy on reconstructions within 2 points of the originals. Pitch, without
+the judge: harmonic tones on every semitone from C3 to C6 are reconstructed and the pitch of each
+reconstruction is estimated (harmonic sum over a 10-cent grid); reported as the share within 50
+cents and the median error.
 Usage: python benchmarks/bench_codec_quality.py --model DIR --world WORLD [--split test]
 [--clips N] [--judge DIR] [--work DIR] [--threads 2]
 """
@@ -74,6 +77,51 @@ def reconstruct(model: Path, world: Path, split: str, clips: int | None, work: P
     }
 
 
+def harmonic_tone(f0: float, rate: int, seconds: float) -> torch.Tensor:
+    """(S,) a tone of four harmonics with 1/h amplitudes at peak ~0.5."""
+    t = torch.arange(int(seconds * rate), dtype=torch.float64) / rate
+    wave = sum(torch.sin(2 * torch.pi * f0 * h * t) / h for h in (1, 2, 3, 4))
+    return (0.25 * wave).float()
+
+
+def estimate_pitch(wave: torch.Tensor, rate: int, low: float = 80.0, high: float = 1200.0) -> float:
+    """f0 (Hz) of a mono wave (S,): argmax over a 10-cent grid of the summed log STFT magnitude
+    at the first four harmonics (a log, so a subharmonic missing its own harmonics loses)."""
+    n_fft = 8192
+    spec = torch.stft(wave, n_fft, n_fft // 4, window=torch.hann_window(n_fft), return_complex=True)
+    magnitude = spec.abs().mean(-1)
+    magnitude = (magnitude + 1e-3 * magnitude.max()).log()
+    cents = torch.arange(0.0, 1200 * torch.log2(torch.tensor(high / low)).item(), 10.0)
+    candidates = low * 2 ** (cents / 1200)
+    bins = [(h * candidates * n_fft / rate).round().long() for h in (1, 2, 3, 4)]
+    score = sum(magnitude[b.clamp(max=magnitude.shape[0] - 1)] for b in bins)
+    return float(candidates[score.argmax()])
+
+
+def tone_pitch(model: Path) -> dict[str, float]:
+    """Pitch kept by the codec: tones on each semitone C3..C6 through encode/decode; share of
+    reconstructions within 50 cents and the median error in cents."""
+    from audiox_turbo.model_dir import load_native_components
+
+    config, modules = load_native_components(model)
+    codec, rate = modules["codec"].eval(), config.codec.sample_rate
+    notes = torch.arange(48, 85, dtype=torch.float64)
+    tones = torch.stack([harmonic_tone(440 * 2 ** ((m - 69) / 12), rate, 1.5) for m in notes])
+    with torch.inference_mode():
+        recon = codec.decode(codec.encode(tones[:, None], sample=False))[:, 0, : tones.shape[-1]]
+    trim = slice(rate // 4, -rate // 4)
+    errors = []
+    for m, wave in zip(notes.tolist(), recon, strict=True):
+        f0 = estimate_pitch(wave[trim], rate)
+        errors.append(abs(1200 * torch.log2(torch.tensor(f0 / (440 * 2 ** ((m - 69) / 12))))))
+    cents = torch.stack(errors)
+    return {
+        "tones": len(notes),
+        "tone_pitch_within_50_cents": float((cents <= 50).float().mean()),
+        "tone_pitch_median_error_cents": float(cents.median()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="model directory (its codec)")
@@ -92,6 +140,7 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="codec_quality_"))
     row: dict[str, Any] = reconstruct(args.model, args.world, args.split, args.clips, work)
+    row |= tone_pitch(args.model)
     judge = load_judge_embedder(args.judge)
     original = resolve_manifest(args.world, args.split)
     if args.clips is not None:
@@ -113,6 +162,10 @@ def main() -> None:
     print(f"{'measure':<24}{'originals':>12}{'reconstructions':>17}")
     for key in JUDGED:
         print(f"{key:<24}{row['original'][key]:>12.3f}{row['reconstructed'][key]:>17.3f}")
+    print(
+        f"harmonic tones C3..C6: {row['tone_pitch_within_50_cents']:.2f} within 50 cents, "
+        f"median error {row['tone_pitch_median_error_cents']:.0f} cents"
+    )
     gate = "passed" if row["gate_passed"] else "missed"
     print(
         f"MR-STFT distance {row['mr_stft_distance']:.3f}, mel distance {row['mel_distance']:.3f}, "

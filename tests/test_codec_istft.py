@@ -368,6 +368,24 @@ def test_export_measures_the_latent_scale_unless_the_encoder_is_frozen(
         assert abs(float(latents.pow(2).mean().sqrt()) - 1) < 1e-4
 
 
+@pytest.mark.parametrize("freeze", [False, True])
+def test_a_frozen_encoders_decoder_trains_on_posterior_means(freeze: bool) -> None:
+    """With `freeze_encoder` the training reconstruction decodes the posterior mean (what the
+    latent cache holds), the same for any noise draw; otherwise it decodes a posterior sample."""
+    data = BandsDataset()
+    settings = CodecTrainingConfig(stft_fft_sizes=(512, 128), freeze_encoder=freeze)
+    task = CodecTask(MODEL, settings)
+    wav = collate([data[0], data[1]])["audio"]
+    with torch.no_grad():
+        recons = [
+            task.reconstruction(wav, torch.Generator().manual_seed(seed))[0] for seed in (0, 1)
+        ]
+        mean, _ = task.vae.encode_posterior(wav)
+        from_mean = task.vae.decoder(mean)[..., : wav.shape[-1]]
+    assert torch.equal(recons[0], recons[1]) == freeze
+    assert torch.allclose(recons[0], from_mean) == freeze
+
+
 @pytest.mark.parametrize("kind", ["istft", "oobleck"])
 def test_latent_scale_multiplies_on_encode_and_divides_on_decode(kind: str) -> None:
     """With latent_scale s, encode gives s × the posterior mean and decode (whole or chunked)

@@ -29,11 +29,17 @@ from audiox_turbo.train.task import AudioSample, OptimizerSpec, StepContext, Tas
 
 
 class VAEReconstruction(nn.Module):
-    """Wraps the VAE so one forward (what DDP synchronises) encodes, samples and decodes."""
+    """Wraps the VAE so one forward (what DDP synchronises) encodes, samples and decodes.
 
-    def __init__(self, vae: Codec) -> None:
+    With `decode_means` the decoder gets the posterior means, as it does at inference: the
+    latent cache holds means, so the denoiser learns (and generates) means; sampling around
+    them only trains the decoder on noisier latents than it will ever see.
+    """
+
+    def __init__(self, vae: Codec, decode_means: bool = False) -> None:
         super().__init__()
         self.vae = vae
+        self.decode_means = decode_means
 
     def forward(
         self, wav: torch.Tensor, generator: torch.Generator | None = None
@@ -41,6 +47,8 @@ class VAEReconstruction(nn.Module):
         """(B, C, S) -> reconstruction (B, C, S), posterior mean and std (B, D, T) (the VAE's
         own space: `latent_scale` is applied only between the codec and the denoiser)."""
         mean, std = self.vae.encode_posterior(wav)
+        if self.decode_means:
+            return self.vae.decoder(mean)[..., : wav.shape[-1]], mean, std
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         recon = self.vae.decoder(mean + std * noise)
         return recon[..., : wav.shape[-1]], mean, std
@@ -67,7 +75,7 @@ class CodecTask(Task):
                 settings.discriminator_filters,
                 settings.discriminator_fft_sizes,
             )
-        self.reconstruction = VAEReconstruction(self.vae)
+        self.reconstruction = VAEReconstruction(self.vae, decode_means=settings.freeze_encoder)
         self.validation_batch = validation_batch
         if settings.freeze_encoder:
             self.vae.encoder.requires_grad_(False)

@@ -58,8 +58,9 @@ class TrainConfig:
 class CodecTrainingConfig:
     """Codec losses (mel_weight: L1 log-mel term, off by default), discriminator, validation;
     `normalise_latents`: the export sets the codec's `latent_scale` from the validation clips;
-    `freeze_encoder`: train only the decoder, so the latent space (and every teacher or student
-    trained on it) stays valid and the export keeps the codec's `latent_scale`."""
+    `freeze_encoder`: train only the decoder, on posterior means (what the latent cache holds and
+    the denoiser generates), so the latent space (and every teacher or student trained on it)
+    stays valid and the export keeps the codec's `latent_scale`."""
 
     stft_fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64, 32)
     stft_weight: float = 1.0
