@@ -13,9 +13,11 @@ prompts for every class of the world's test split):
 - student, 4 steps (its own sampler).
 
 It prints the table (class accuracy, FD, tempo, onset error, largest class share) and writes
-`benchmarks/results/distill_world.json`: the rows, stage times and a `gates` object (the
+`benchmarks/results/distill_world.json`: the rows, stage times, a `gates` object (the
 student beats teacher@4 on class accuracy and FD, is within 10 % of the multi-step FD, and no
-class takes more than twice its fair share of the student's outputs).
+class takes more than twice its fair share of the student's outputs) and `fd_vs_teacher_4`:
+how sure each FD difference is, by a paired bootstrap over the prompts (FD in the judge's
+128-dim space from ~130 clips moves by ±25–35 between prompt resamples).
 
     python benchmarks/bench_distill_world.py [--recipe demo] [--cache runs/demo] [--tag NAME]
         [--distill-steps N] [--distill-settings JSON]
@@ -111,9 +113,9 @@ def shipped_judge_id() -> str:
 
 def score(
     paths: dict[str, Path], cache: Path, args: argparse.Namespace
-) -> tuple[list[dict[str, Any]], int]:
-    """The three rows (teacher multi-step, teacher 4 steps, student 4 steps; all prompts) and
-    the number of classes prompted."""
+) -> tuple[list[dict[str, Any]], int, list[Path]]:
+    """The three rows (teacher multi-step, teacher 4 steps, student 4 steps; all prompts), the
+    number of classes prompted and the three folders of generations."""
     from audiox_turbo.data.world.judge_vocabulary import judge_class
     from audiox_turbo.eval.judge import load_judge_embedder
     from audiox_turbo.eval.world_benchmark import run_world_benchmark
@@ -128,13 +130,14 @@ def score(
         (f"teacher 4 Euler, CFG {args.cfg:g}", paths["teacher"], "euler", 4, args.cfg),
         ("student 4 steps", paths["student"], "student", 4, 1.0),
     ]
-    rows = []
+    rows, folders = [], []
     for label, model, method, steps, cfg in runs:
         # the teacher's rows depend only on the cached teacher: scored once, then reused
         # cached teacher rows are per judge: a retrained judge rescores them
         teacher_rows = f"teacher_judge-{shipped_judge_id()}_per-class-{args.per_class}"
         folder = teacher_rows if method == "euler" else f"{args.tag}_per-class-{args.per_class}"
         out = cache / "scores" / folder / label.replace(" ", "_").replace(",", "")
+        folders.append(out)
         if method == "euler" and (out / "row.json").is_file():
             rows.append(json.loads((out / "row.json").read_text()))
             print(f"[score] {label}: cached", flush=True)
@@ -147,7 +150,52 @@ def score(
         rows.append({"model": label, **row, "seconds": time.perf_counter() - start})
         write_json_atomic(out / "row.json", rows[-1])
         print(f"[score] {label}: {json.dumps(row)}", flush=True)
-    return rows, len(classes)
+    return rows, len(classes), folders
+
+
+def fd_versus_teacher_4(
+    rows: list[dict[str, Any]], folders: list[Path], world: Path, draws: int = 300
+) -> dict[str, dict[str, float]]:
+    """Per row: FD − teacher@4's FD over `draws` paired resamples of the prompts (the same
+    prompts for every model): its 5th and 95th percentiles and the share of draws below 0."""
+    import warnings
+
+    import numpy as np
+
+    from audiox_turbo.data.manifest import manifest_root, read_manifest
+    from audiox_turbo.eval.judge import load_judge_embedder
+    from audiox_turbo.eval.metrics import frechet_distance
+    from audiox_turbo.io.audio import load_audio
+
+    judge = load_judge_embedder(None)
+    manifest = world / "test.jsonl"
+    records = {r.id: r for r in read_manifest(manifest)}
+    ids = sorted(p.stem for p in (folders[1] / "gen").glob("*/*.wav"))
+
+    def embed(paths: list[Path]) -> np.ndarray:
+        waves = [load_audio(p, sample_rate=judge.sample_rate, channels=1)[0][0] for p in paths]
+        return judge.embed_and_classify(waves, judge.sample_rate)[0].numpy()
+
+    root = manifest_root(manifest)
+    reference = embed([records[i].audio_path(root) for i in ids])
+    generated = []
+    for folder in folders:
+        by_id = {p.stem: p for p in (folder / "gen").glob("*/*.wav")}
+        generated.append(embed([by_id[i] for i in ids]))
+    rng = np.random.default_rng(SEED)
+    picks = [rng.integers(0, len(ids), len(ids)) for _ in range(draws)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fds = [np.array([frechet_distance(reference[j], g[j]) for j in picks]) for g in generated]
+    result = {}
+    for row, fd in zip(rows, fds, strict=True):
+        diff = fd - fds[1]
+        result[row["model"]] = {
+            "p05": float(np.percentile(diff, 5)),
+            "p95": float(np.percentile(diff, 95)),
+            "share_below_0": float((diff < 0).mean()),
+        }
+    return result
 
 
 def gates(rows: list[dict[str, Any]], classes: int) -> dict[str, dict[str, Any]]:
@@ -210,7 +258,8 @@ def main() -> None:
     cache = args.cache or ROOT / "runs" / config.name
     paths = build(cache, config, args.tag)
     start = time.perf_counter()
-    rows, classes = score(paths, cache, args)
+    rows, classes, folders = score(paths, cache, args)
+    spread = fd_versus_teacher_4(rows, folders, paths["world"])
     recorded = cache / "stage_seconds.json"  # written by the recipe as its stages run
     times = json.loads(recorded.read_text()) if recorded.is_file() else {}
     times["score"] = time.perf_counter() - start
@@ -228,9 +277,15 @@ def main() -> None:
         "stage_seconds": times,
         "rows": rows,
         "gates": gates(rows, classes),
+        "fd_vs_teacher_4": spread,
     }
     print(table(rows))
     print(json.dumps(result["gates"], indent=2))
+    for label, d in spread.items():
+        print(
+            f"FD − teacher@4 FD, {label}: 90 % of prompt resamples in "
+            f"[{d['p05']:+.0f}, {d['p95']:+.0f}], below 0 in {100 * d['share_below_0']:.0f} %"
+        )
     write_json_atomic(RESULTS, result)
     print(f"wrote {RESULTS}")
 
