@@ -250,8 +250,16 @@ def test_regression_pairs_fill_the_pool_then_are_reused(teacher_dir, tmp_path, m
         return made[-1][1]
 
     monkeypatch.setattr(task, "teacher_ode", spy)
+    inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    task.student.register_forward_hook(lambda m, args, out: inputs.append(args[:2]))
     trainer.fit()
     assert len(made) == 2 and len(task.ode_pairs) == 2
+    pair_noise = [p.noise for p in task.ode_pairs]
+    anchored = [(x, t) for x, t in inputs if len(x) == 4]  # batch 2 + its 2 pairs
+    assert len(anchored) == 5  # every generator step
+    for x, t in anchored:  # the pairs' noise at t = 1, the student's first step
+        assert any(torch.equal(x[2:], noise) for noise in pair_noise)
+        assert torch.equal(t[2:], torch.ones(2))
     for (noise, target), pairs in zip(made, task.ode_pairs, strict=True):
         assert pairs.noise is noise and pairs.target is target
         assert not torch.allclose(target, noise)
