@@ -350,9 +350,9 @@ class DistillTask(Task):
             ts.append(torch.ones(pairs.noise.shape[0], device=t_k.device, dtype=t_k.dtype))
             conds.append(pairs.cond)
             masks.append(pairs.mask)
-        x_in = torch.cat(xs)
-        v = ctx.modules["student"](x_in, torch.cat(ts), Conditions.cat(conds), torch.cat(masks))
-        x0 = x0_from_velocity(x_in, torch.cat(ts), v)
+        x_in, t_in = torch.cat(xs), torch.cat(ts)
+        v = ctx.modules["student"](x_in, t_in, Conditions.cat(conds), torch.cat(masks))
+        x0 = x0_from_velocity(x_in, t_in, v)
         x_fake = x0[:n]
         b.sample = (x_fake.detach(), k)
         with critic_weights_frozen(ctx):
