@@ -404,3 +404,26 @@ def test_latent_scale_multiplies_on_encode_and_divides_on_decode(kind: str) -> N
         torch.testing.assert_close(scaled.decode(latents), expected)
         chunked = scaled.decode_chunked(latents, chunk_frames=8, overlap_frames=8)
         torch.testing.assert_close(chunked, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_encoder_reads_magnitudes_above_its_floor_only() -> None:
+    """Two signals whose STFT magnitudes all lie below 1e-3 but differ: identical latents with
+    `encoder_floor` 1e-3, different ones with 1e-5."""
+    quiet = torch.randn(2, 1, 1024, generator=torch.Generator().manual_seed(0)) * 1e-6
+    quiet[1] *= 10
+    for floor, same in ((1e-3, True), (1e-5, False)):
+        torch.manual_seed(0)
+        codec = build_codec(dataclasses.replace(TINY_ISTFT, encoder_floor=floor)).eval()
+        with torch.no_grad():
+            mean, _ = codec.encode_posterior(quiet)
+        assert torch.equal(mean[0], mean[1]) == same
+
+
+def test_encoder_floor_round_trips_and_old_configs_keep_1e_5() -> None:
+    model = dataclasses.replace(MODEL, codec=dataclasses.replace(TINY_ISTFT, encoder_floor=1e-3))
+    assert from_dict(ModelConfig, to_dict(model)).codec.encoder_floor == 1e-3
+    old = to_dict(MODEL)
+    del old["codec"]["encoder_floor"]
+    assert from_dict(ModelConfig, old).codec.encoder_floor == 1e-5
+    with pytest.raises(ValueError, match="encoder_floor: must be finite and > 0"):
+        CodecConfig(encoder_floor=0.0)

@@ -33,8 +33,10 @@ class CodecConfig:
     rate) or the iSTFT VAE (ConvNeXt over STFT frames, synthesis by inverse STFT).
 
     Oobleck uses `channels` (base width), `c_mults` and `strides`; istft uses `channels`
-    (ConvNeXt width), `n_fft`, `hop_length`, `frames_per_latent`, the two layer counts and
-    `istft_phase` (phase computed from the magnitudes, "locked", or predicted, "learned").
+    (ConvNeXt width), `n_fft`, `hop_length`, `frames_per_latent`, the two layer counts,
+    `istft_phase` (phase computed from the magnitudes, "locked", or predicted, "learned") and
+    `encoder_floor` (the magnitude floor of the encoder's log-STFT input: 1e-3 rather than 1e-5
+    keeps the encoder's input from being dominated by the log of near-silent bins).
     `latent_scale` maps the VAE posterior to the denoiser's latents (encode multiplies, decode
     divides): 1 / RMS of the training latents, measured when a codec is exported, so that the
     flow's data and noise have the same scale.
@@ -53,11 +55,14 @@ class CodecConfig:
     encoder_layers: int = 4
     decoder_layers: int = 8
     istft_phase: str = "locked"
+    encoder_floor: float = 1e-5
     latent_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.latent_scale) or self.latent_scale <= 0:
             raise ValueError(f"latent_scale: must be finite and > 0, got {self.latent_scale}")
+        if not math.isfinite(self.encoder_floor) or self.encoder_floor <= 0:
+            raise ValueError(f"encoder_floor: must be finite and > 0, got {self.encoder_floor}")
         if self.kind not in CODEC_KINDS:
             raise ValueError(f"kind: expected one of {', '.join(CODEC_KINDS)}, got {self.kind!r}")
         if self.istft_phase not in ISTFT_PHASES:

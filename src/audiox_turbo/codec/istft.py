@@ -17,7 +17,6 @@ from audiox_turbo.codec.bottleneck import VariationalCodec, decode_in_chunks
 from audiox_turbo.codec.spectral import istft_same, peak_locked_phase, stft_same
 from audiox_turbo.config import CodecConfig
 
-_LOG_FLOOR = 1e-5
 _MAX_MAGNITUDE = 100.0
 
 
@@ -82,7 +81,7 @@ class IstftEncoder(nn.Module):
         spec = stft_same(
             wav.reshape(b * c, length).float(), cfg.n_fft, cfg.hop_length, _window(cfg.n_fft, wav)
         )
-        features = spec.abs().clamp_min(_LOG_FLOOR).log().to(wav.dtype)
+        features = spec.abs().clamp_min(cfg.encoder_floor).log().to(wav.dtype)
         features = features.reshape(b, -1, features.shape[-1])
         return self.to_stats(self.stack(features).transpose(1, 2))
 
