@@ -3,11 +3,11 @@ harmonic tones only, with the tone test of `bench_codec_quality.py` every `--eve
 
 A testbed for the codec's lost pitch (`docs/default_model.md`): the loss is a distance between
 the decoder's predicted log-magnitudes and the tone's STFT log-magnitudes (no sampling, no KL),
-so only the encoder floor, the distance, the learning rate and an optional note-pitch probe
-(`codec.note_pitch_weight`) differ between runs. With `--supervised` no decoder is trained: the
-encoder's posterior means are fitted to a sinusoidal code of log-pitch (can it extract pitch?).
+so only the encoder floor, the distance and the learning rate differ between runs. With
+`--supervised` no decoder is trained: the encoder's posterior means are fitted to a sinusoidal
+code of log-pitch (can the encoder extract pitch at all?).
 Usage: python benchmarks/bench_codec_pitch.py [--steps 1600] [--distance l1|l2] [--floor 1e-5]
-[--lr 3e-4] [--pitch-weight 0] [--supervised] [--seed 0] [--tag NAME]
+[--lr 3e-4] [--supervised] [--seed 0] [--tag NAME]
 """
 
 from __future__ import annotations
@@ -81,7 +81,6 @@ def main() -> None:
     parser.add_argument("--distance", choices=("l1", "l2"), default="l1")
     parser.add_argument("--floor", type=float, default=1e-5, help="codec encoder_floor")
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--pitch-weight", type=float, default=0.0)
     parser.add_argument("--supervised", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -95,13 +94,10 @@ def main() -> None:
     from audiox_turbo.codec import build_codec
     from audiox_turbo.codec.spectral import stft_same
     from audiox_turbo.config import preset
-    from audiox_turbo.train.codec import note_pitch_loss
-    from audiox_turbo.train.synthetic_notes import PITCH_BINS
 
     config = dataclasses.replace(preset("demo").codec, encoder_floor=args.floor)
     codec = build_codec(config)
-    probe = torch.nn.Conv1d(config.latent_dim, PITCH_BINS, 1)
-    optimiser = torch.optim.Adam([*codec.parameters(), *probe.parameters()], lr=args.lr)
+    optimiser = torch.optim.Adam(codec.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
     window = torch.hann_window(config.n_fft)
     rows, begin = [], time.perf_counter()
@@ -118,10 +114,6 @@ def main() -> None:
             log_predicted = (predicted[:, : target.shape[1], :frames].exp() + 1e-3).log()
             difference = log_predicted - (target + 1e-3).log()
             loss = difference.abs().mean() if args.distance == "l1" else difference.pow(2).mean()
-        if args.pitch_weight > 0:
-            notes = torch.ones(len(f0), dtype=torch.bool)
-            fundamentals = torch.nn.functional.pad(f0.double()[:, None], (0, 2))
-            loss = loss + args.pitch_weight * note_pitch_loss(probe(mean), notes, fundamentals)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
