@@ -35,8 +35,8 @@ class CodecConfig:
     Oobleck uses `channels` (base width), `c_mults` and `strides`; istft uses `channels`
     (ConvNeXt width), `n_fft`, `hop_length`, `frames_per_latent`, the two layer counts,
     `istft_phase` (phase computed from the magnitudes, "locked", or predicted, "learned") and
-    `encoder_floor` (the magnitude floor of the encoder's log-STFT input: 1e-3 rather than 1e-5
-    keeps the encoder's input from being dominated by the log of near-silent bins).
+    `encoder_floor` (the magnitude floor of the encoder's log-STFT input; 1e-5 in the shipped
+    codec; `benchmarks/bench_codec_pitch.py` compares floors).
     `latent_scale` maps the VAE posterior to the denoiser's latents (encode multiplies, decode
     divides): 1 / RMS of the training latents, measured when a codec is exported, so that the
     flow's data and noise have the same scale.
