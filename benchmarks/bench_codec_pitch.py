@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_codec_quality import estimate_pitch, harmonic_tone
+from bench_codec_quality import SEMITONES_C3_C6, harmonic_tone, semitone_hz, tone_errors_cents
 
 RESULTS = Path(__file__).parent / "results" / "codec_pitch.json"
 RATE = 16000
@@ -56,21 +56,16 @@ def pitch_code(f0: torch.Tensor, dim: int) -> torch.Tensor:
 def score(codec: torch.nn.Module, supervised: bool) -> tuple[float, float]:
     """Share of the 37 semitone tones C3..C6 within 50 cents and the median error in cents:
     of the reconstruction's pitch, or (supervised) of the nearest code on a 10-cent grid."""
-    notes = torch.arange(48, 85, dtype=torch.float64)
-    f0 = 440 * 2 ** ((notes - 69) / 12)
-    tones = torch.stack([harmonic_tone(float(f), RATE, 1.5) for f in f0])[:, None]
-    with torch.no_grad():
-        if supervised:
+    if supervised:
+        f0 = semitone_hz(SEMITONES_C3_C6)
+        tones = torch.stack([harmonic_tone(float(f), RATE, 1.5) for f in f0])[:, None]
+        with torch.no_grad():
             mean = codec.encode_posterior(tones)[0][..., 5:-5].mean(-1)
-            grid = LOWEST * 2 ** torch.arange(0, 3.0001, 1 / 120)
-            nearest = torch.cdist(mean, pitch_code(grid, mean.shape[1])).argmin(1)
-            estimates = grid[nearest].double().tolist()
-        else:
-            recon = codec.decode(codec.encode(tones, sample=False))[:, 0]
-            estimates = [estimate_pitch(w[RATE // 4 : -RATE // 4], RATE) for w in recon]
-    cents = torch.tensor(
-        [abs(1200 * math.log2(e / f)) for e, f in zip(estimates, f0.tolist(), strict=True)]
-    )
+        grid = LOWEST * 2 ** torch.arange(0, 3.0001, 1 / 120)
+        nearest = torch.cdist(mean, pitch_code(grid, mean.shape[1])).argmin(1)
+        cents = (1200 * torch.log2(grid[nearest].double() / f0)).abs()
+    else:
+        cents = tone_errors_cents(codec, RATE)
     return float((cents <= 50).float().mean()), float(cents.median())
 
 

@@ -98,25 +98,35 @@ def estimate_pitch(wave: torch.Tensor, rate: int, low: float = 80.0, high: float
     return float(candidates[score.argmax()])
 
 
+SEMITONES_C3_C6 = torch.arange(48, 85, dtype=torch.float64)
+
+
+def semitone_hz(notes: torch.Tensor) -> torch.Tensor:
+    """MIDI note numbers -> Hz (A4 = 440)."""
+    return 440 * 2 ** ((notes - 69) / 12)
+
+
+def tone_errors_cents(codec: torch.nn.Module, rate: int) -> torch.Tensor:
+    """(37,) |pitch error| in cents of `codec`'s reconstructions of tones on each semitone
+    C3..C6 (1.5 s each; the pitch is estimated on the middle second)."""
+    f0 = semitone_hz(SEMITONES_C3_C6)
+    tones = torch.stack([harmonic_tone(float(f), rate, 1.5) for f in f0])
+    with torch.inference_mode():
+        recon = codec.decode(codec.encode(tones[:, None], sample=False))[:, 0, : tones.shape[-1]]
+    trim = slice(rate // 4, -rate // 4)
+    estimates = torch.tensor([estimate_pitch(wave[trim], rate) for wave in recon])
+    return (1200 * torch.log2(estimates.double() / f0)).abs()
+
+
 def tone_pitch(model: Path) -> dict[str, float]:
     """Pitch kept by the codec: tones on each semitone C3..C6 through encode/decode; share of
     reconstructions within 50 cents and the median error in cents."""
     from audiox_turbo.model_dir import load_native_components
 
     config, modules = load_native_components(model)
-    codec, rate = modules["codec"].eval(), config.codec.sample_rate
-    notes = torch.arange(48, 85, dtype=torch.float64)
-    tones = torch.stack([harmonic_tone(440 * 2 ** ((m - 69) / 12), rate, 1.5) for m in notes])
-    with torch.inference_mode():
-        recon = codec.decode(codec.encode(tones[:, None], sample=False))[:, 0, : tones.shape[-1]]
-    trim = slice(rate // 4, -rate // 4)
-    errors = []
-    for m, wave in zip(notes.tolist(), recon, strict=True):
-        f0 = estimate_pitch(wave[trim], rate)
-        errors.append(abs(1200 * torch.log2(torch.tensor(f0 / (440 * 2 ** ((m - 69) / 12))))))
-    cents = torch.stack(errors)
+    cents = tone_errors_cents(modules["codec"].eval(), config.codec.sample_rate)
     return {
-        "tones": len(notes),
+        "tones": len(cents),
         "tone_pitch_within_50_cents": float((cents <= 50).float().mean()),
         "tone_pitch_median_error_cents": float(cents.median()),
     }
