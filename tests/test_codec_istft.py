@@ -147,7 +147,7 @@ def test_config_round_trip_and_old_configs_default_to_oobleck() -> None:
 @pytest.mark.parametrize(
     ("codec", "message"),
     [
-        ({"kind": "wavenet"}, "codec: kind: expected one of oobleck, istft, got 'wavenet'"),
+        ({"kind": "wavenet"}, "codec: kind: expected one of oobleck, istft, mel, got 'wavenet'"),
         ({"kind": "istft", "n_fft": 256, "hop_length": 256}, "codec: n_fft: must be even"),
         ({"kind": "istft", "n_fft": 256, "hop_length": 97}, "codec: hop_length: n_fft - hop"),
         ({"kind": "istft", "frames_per_latent": 0}, "codec: frames_per_latent: must be >= 1"),

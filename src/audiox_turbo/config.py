@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-CODEC_KINDS = ("oobleck", "istft")
+CODEC_KINDS = ("oobleck", "istft", "mel")
 ISTFT_PHASES = ("locked", "learned")
 
 
@@ -37,6 +37,9 @@ class CodecConfig:
     `istft_phase` (phase computed from the magnitudes, "locked", or predicted, "learned") and
     `encoder_floor` (the magnitude floor of the encoder's log-STFT input; 1e-5 in the shipped
     codec; `benchmarks/bench_codec_pitch.py` compares floors).
+    mel (`codec/mel.py`: the latent is the standardised log-mel spectrogram, no network) uses
+    `n_fft`, `hop_length`, `frames_per_latent`, `n_mels` and `encoder_floor` (added to the mel
+    bands before the log); its latent_dim must be audio_channels·frames_per_latent·n_mels.
     `latent_scale` maps the VAE posterior to the denoiser's latents (encode multiplies, decode
     divides): 1 / RMS of the training latents, measured when a codec is exported, so that the
     flow's data and noise have the same scale.
@@ -56,6 +59,7 @@ class CodecConfig:
     decoder_layers: int = 8
     istft_phase: str = "locked"
     encoder_floor: float = 1e-5
+    n_mels: int = 80
     latent_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -70,22 +74,29 @@ class CodecConfig:
                 f"istft_phase: expected one of {', '.join(ISTFT_PHASES)}, got {self.istft_phase!r}"
             )
         positive = ("sample_rate", "audio_channels", "channels", "latent_dim", "hop_length")
-        positive += ("frames_per_latent", "encoder_layers", "decoder_layers")
+        positive += ("frames_per_latent", "encoder_layers", "decoder_layers", "n_mels")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.kind == "istft" and (self.n_fft <= self.hop_length or self.n_fft % 2):
+        spectral = self.kind in ("istft", "mel")
+        if spectral and (self.n_fft <= self.hop_length or self.n_fft % 2):
             raise ValueError(f"n_fft: must be even and > hop_length, got {self.n_fft}")
-        if self.kind == "istft" and (self.n_fft - self.hop_length) % 2:
+        if spectral and (self.n_fft - self.hop_length) % 2:
             raise ValueError(
                 f"hop_length: n_fft - hop_length must be even (same padding), "
                 f"got {self.n_fft} - {self.hop_length}"
+            )
+        stacked = self.audio_channels * self.frames_per_latent * self.n_mels
+        if self.kind == "mel" and self.latent_dim != stacked:
+            raise ValueError(
+                f"latent_dim: a mel codec's is audio_channels·frames_per_latent·n_mels = "
+                f"{stacked}, got {self.latent_dim}"
             )
 
     @property
     def downsampling(self) -> int:
         """Waveform samples per latent frame."""
-        if self.kind == "istft":
+        if self.kind in ("istft", "mel"):
             return self.hop_length * self.frames_per_latent
         return math.prod(self.strides)
 
@@ -293,22 +304,21 @@ def _tiny() -> ModelConfig:
 
 
 def _demo() -> ModelConfig:
-    """Sized for a 2-core CPU: an iSTFT codec with locked phase (decodes 10 s in ~0.05 s on one
-    thread), cached MiniLM text features, cached motion features of 25 fps video (the world's
-    frame rate, for audio-visual timing), a 192 × 6 MMDiT; 17.4 M parameters in all."""
+    """Sized for a 2-core CPU: the log-mel codec (80 bands, two frames per latent; no network,
+    decodes 10 s in ~0.1 s on one thread), cached MiniLM text features, cached motion features
+    of 25 fps video (the world's frame rate, for audio-visual timing), a 192 × 6 MMDiT."""
     return ModelConfig(
         name="demo",
         codec=CodecConfig(
             sample_rate=16000,
             audio_channels=1,
-            channels=192,
-            latent_dim=32,
-            kind="istft",
+            latent_dim=160,
+            kind="mel",
             n_fft=1024,
             hop_length=256,
             frames_per_latent=2,
-            encoder_layers=2,
-            decoder_layers=6,
+            n_mels=80,
+            encoder_floor=1e-3,
         ),
         conditioning=ConditioningConfig(
             dim=192,

@@ -136,24 +136,16 @@ def distill_world_recipe() -> RecipeConfig:
 
 def demo_recipe() -> RecipeConfig:
     """The shipped default model (`demo` preset) on the real-source world the judge was trained
-    on (same seed and size), sized for a 2-core CPU; `docs/default_model.md` records its run."""
+    on (same seed and size), sized for a 2-core CPU; `docs/default_model.md` records its run.
+    Its codec is the log-mel codec: the codec stage measures band statistics (seconds) and
+    there is no decoder stage."""
     common = dict(weight_decay=0.01, keep_checkpoints=2, log_every=50, checkpoint_every=500)
     cosine = dict(schedule="cosine", ema_warmup=200)
-    codec = _quick(**common, **cosine, batch_size=8, crop_seconds=1.0, lr=1.5e-3)
-    codec = dataclasses.replace(codec, max_steps=5000, warmup_steps=100, ema_decay=0.995)
-    decoder = dataclasses.replace(codec, lr=1e-3, max_steps=9000, warmup_steps=50, ema_warmup=100)
+    codec = _quick(batch_size=8, crop_seconds=2.0)
     teacher = _quick(**common, **cosine, batch_size=16, crop_seconds=2.0, lr=5e-4)
     teacher = dataclasses.replace(teacher, max_steps=4000, warmup_steps=200, ema_decay=0.998)
     distill = _quick(**common, batch_size=8, crop_seconds=2.0, lr=1e-4, max_steps=900)
     distill = dataclasses.replace(distill, checkpoint_every=150, ema_decay=0.99, ema_warmup=50)
-    codec_losses = {
-        "stft_fft_sizes": (2048, 1024, 512, 128),
-        "stft_log_eps": 1e-3,
-        "l1_weight": 0.0,
-        "mel_weight": 3.0,
-        "adversarial_start": 10**9,
-        "validation_clips": 16,
-    }
     text_and_video = {
         "tasks": ("T2A", "T2M", "V2A", "V2M", "TV2A", "TV2M"),
         "validation_prompts": (),
@@ -164,8 +156,7 @@ def demo_recipe() -> RecipeConfig:
         world=WorldSpec(
             train_clips=9000, test_clips=400, duration=5.0, sources="real", video_fraction=0.2
         ),
-        codec=from_dict(RunConfig, {"train": to_dict(codec), "codec": codec_losses}),
-        decoder=from_dict(RunConfig, {"train": to_dict(decoder), "codec": codec_losses}),
+        codec=from_dict(RunConfig, {"train": to_dict(codec), "codec": {"statistics_clips": 1024}}),
         teacher=from_dict(RunConfig, {"train": to_dict(teacher), "teacher": text_and_video}),
         distill=_distill_run(distill, text_and_video),
         benchmark=BenchmarkSpec(

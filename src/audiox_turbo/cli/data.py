@@ -175,7 +175,7 @@ def encode(
 
     pipe = load(model if model is not None else str(preset_name), device=device)
     codec = pipe.codec
-    target = next(codec.parameters()).device
+    target = torch.device(pipe.device)
 
     def encode_audio(wave: torch.Tensor) -> torch.Tensor:
         return codec.encode(wave.to(target), sample=False).float().cpu()

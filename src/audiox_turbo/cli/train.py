@@ -40,13 +40,24 @@ def codec(
     max_steps: int | None = MAX_STEPS,
     cpu: bool = CPU,
 ) -> None:
-    """Train the codec (Oobleck or iSTFT VAE, by codec.kind): reconstruction + KL, then GAN."""
-    from audiox_turbo.train.codec import CodecTask
+    """Train the codec (Oobleck or iSTFT VAE, by codec.kind): reconstruction + KL, then GAN; a
+    mel codec has no network: its band statistics are measured and it is exported at once."""
+    from audiox_turbo.train.codec import CodecTask, fit_mel_codec
     from audiox_turbo.train.run_config import load_run_config
 
     run = load_run_config(config)
     model_config = run.model_config()
     dataset, collate = _clip_dataset(run, data, video=False)
+    if model_config.codec.kind == "mel":
+        if not hasattr(dataset, "__len__"):
+            raise AudioXError(f"{data}: a mel codec's statistics need a JSONL manifest")
+        export = out / "model"
+        try:
+            fit_mel_codec(model_config, dataset, collate, run.codec.statistics_clips, export)
+        except ValueError as e:
+            raise AudioXError(f"{data}: {e}") from None
+        typer.echo(f"mel codec: band statistics measured; model exported to {export}")
+        return
     task = CodecTask(
         model_config,
         run.codec,

@@ -1,8 +1,10 @@
-"""Audio codecs: the Oobleck VAE (Stable Audio Open layout) and the iSTFT VAE (Vocos-style)."""
+"""Audio codecs: the Oobleck VAE (Stable Audio Open layout), the iSTFT VAE (Vocos-style) and
+the log-mel codec (no network)."""
 
 from audiox_turbo.codec.bottleneck import kl_divergence
 from audiox_turbo.codec.build import Codec, build_codec
 from audiox_turbo.codec.istft import IstftVAE
+from audiox_turbo.codec.mel import LogMelCodec
 from audiox_turbo.codec.oobleck import (
     OobleckVAE,
     SnakeBeta,
@@ -14,6 +16,7 @@ from audiox_turbo.codec.oobleck import (
 __all__ = [
     "Codec",
     "IstftVAE",
+    "LogMelCodec",
     "OobleckVAE",
     "SnakeBeta",
     "WeightNormConv1d",

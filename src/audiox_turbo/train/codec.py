@@ -1,5 +1,6 @@
 """Codec training task: VAE reconstruction (multi-resolution STFT, L1, optional log-mel) + KL,
-then a multi-scale STFT adversary; for either codec kind (Oobleck or iSTFT)."""
+then a multi-scale STFT adversary, for the Oobleck and iSTFT codecs; and the mel codec's one
+"training" step, its band statistics (`fit_mel_codec`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import nn
 
 from audiox_turbo.codec.bottleneck import kl_divergence
 from audiox_turbo.codec.build import Codec, build_codec
+from audiox_turbo.codec.mel import LogMelCodec
 from audiox_turbo.config import ModelConfig
 from audiox_turbo.distill.discriminator import gan_discriminator_loss, gan_generator_loss
 from audiox_turbo.model_dir import native_components, save_model_dir
@@ -189,6 +191,29 @@ class CodecTask(Task):
         components = native_components(config)
         components["codec"].load_state_dict(vae.state_dict())
         save_model_dir(directory, config, components)
+
+
+@torch.no_grad()
+def fit_mel_codec(
+    model_config: ModelConfig, dataset: Any, collate: Any, clips: int, directory: Path
+) -> LogMelCodec:
+    """Measure a mel codec's band statistics on up to `clips` items of `dataset`, spread evenly
+    over it, and export a model folder with it (`latent_scale` 1: the bands are standardised)."""
+    if clips < 1:
+        raise ValueError(f"statistics_clips: must be >= 1, got {clips}")
+    if len(dataset) == 0:
+        raise ValueError("no training clips to measure the mel band statistics on")
+    codec_config = dataclasses.replace(model_config.codec, latent_scale=1.0)
+    codec = LogMelCodec(codec_config)
+    count = min(clips, len(dataset))
+    items = [dataset[i * len(dataset) // count] for i in range(count)]
+    batch = collate(items)
+    codec.fit_band_statistics(batch["audio"], batch["audio_mask"])
+    config = dataclasses.replace(model_config, codec=codec_config, trained=False)
+    components = native_components(config)
+    components["codec"] = codec
+    save_model_dir(directory, config, components)
+    return codec
 
 
 @torch.no_grad()

@@ -60,7 +60,8 @@ class CodecTrainingConfig:
     `normalise_latents`: the export sets the codec's `latent_scale` from the validation clips;
     `freeze_encoder`: train only the decoder, on posterior means (what the latent cache holds and
     the denoiser generates), so the latent space (and every teacher or student trained on it)
-    stays valid and the export keeps the codec's `latent_scale`."""
+    stays valid and the export keeps the codec's `latent_scale`. A mel codec (no network) is not
+    trained: its band statistics are measured on `statistics_clips` training clips."""
 
     stft_fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64, 32)
     stft_weight: float = 1.0
@@ -78,6 +79,7 @@ class CodecTrainingConfig:
     validation_clips: int = 4
     normalise_latents: bool = True
     freeze_encoder: bool = False
+    statistics_clips: int = 1024
 
 
 @dataclass(frozen=True)
