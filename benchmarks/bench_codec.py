@@ -6,8 +6,9 @@ Real-time factor (RTF) = processing seconds / audio seconds (below 1 = faster th
 The training step uses the same losses for every codec (multi-resolution STFT 2048/512/128 +
 log-mel + KL), so the difference is the network; it reports wall and CPU seconds (the CPU time
 stays meaningful on a shared machine).
-Codecs are presets' (`demo` is the iSTFT codec, `tiny` and `base` Oobleck).
-Usage: python benchmarks/bench_codec.py [--codecs tiny demo] [--seconds 10] [--repeats 3]
+Codecs are presets' (`demo` is the log-mel codec, which has no network and so no training
+step; `tiny` and `base` Oobleck) or `istft`, the iSTFT codec the `demo` preset used before.
+Usage: python benchmarks/bench_codec.py [--codecs tiny demo istft] [--seconds 10] [--repeats 3]
 [--threads 1] [--batch 8] [--crop 1.0]
 """
 
@@ -21,6 +22,27 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results" / "codec.json"
+ISTFT_CODEC = dict(
+    sample_rate=16000,
+    audio_channels=1,
+    channels=192,
+    latent_dim=32,
+    kind="istft",
+    n_fft=1024,
+    hop_length=256,
+    frames_per_latent=2,
+    encoder_layers=2,
+    decoder_layers=6,
+)
+
+
+def codec_config(name: str) -> Any:
+    """A preset's codec config, or (`istft`) the iSTFT codec of the earlier `demo` preset."""
+    from audiox_turbo.config import CodecConfig, preset
+
+    return CodecConfig(**ISTFT_CODEC) if name == "istft" else preset(name).codec
+
+
 OPERATIONS = ("encode", "decode", "decode_chunked", "train_step")
 
 
@@ -80,9 +102,8 @@ def _measure(
     torch.set_num_threads(threads)
 
     from audiox_turbo.codec import build_codec
-    from audiox_turbo.config import preset
 
-    cfg = preset(codec_name).codec
+    cfg = codec_config(codec_name)
     torch.manual_seed(0)
     vae = build_codec(cfg).eval()
     samples = round(seconds * cfg.sample_rate)
@@ -129,7 +150,7 @@ def _measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--codecs", nargs="+", default=["tiny", "demo"])
+    parser.add_argument("--codecs", nargs="+", default=["tiny", "demo", "istft"])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -141,7 +162,8 @@ def main() -> None:
     ctx = mp.get_context("spawn")
     rows = []
     for name in args.codecs:
-        for operation in OPERATIONS:
+        trainable = codec_config(name).kind != "mel"
+        for operation in OPERATIONS if trainable else OPERATIONS[:-1]:
             measure = (name, operation, args.seconds, args.repeats, args.threads)
             with ctx.Pool(1) as pool:
                 rows.append(pool.apply(_measure, (*measure, args.batch, args.crop)))

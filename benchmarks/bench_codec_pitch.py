@@ -1,7 +1,8 @@
 """How fast a fresh codec learns pitch: the `demo` codec geometry trained end to end on single
 harmonic tones only, with the tone test of `bench_codec_quality.py` every `--every` steps.
 
-A testbed for the codec's lost pitch (`docs/default_model.md`): the loss is a distance between
+A testbed for the learned iSTFT codec's lost pitch (the geometry of the earlier `demo` preset,
+`bench_codec.ISTFT_CODEC`) (`docs/default_model.md`): the loss is a distance between
 the decoder's predicted log-magnitudes and the tone's STFT log-magnitudes (no sampling, no KL),
 so only the encoder floor, the distance and the learning rate differ between runs. With
 `--supervised` no decoder is trained: the encoder's posterior means are fitted to a sinusoidal
@@ -13,7 +14,6 @@ Usage: python benchmarks/bench_codec_pitch.py [--steps 1600] [--distance l1|l2] 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import platform
@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_codec import ISTFT_CODEC
 from bench_codec_quality import SEMITONES_C3_C6, harmonic_tone, semitone_hz, tone_errors_cents
 
 RESULTS = Path(__file__).parent / "results" / "codec_pitch.json"
@@ -88,9 +89,9 @@ def main() -> None:
     from audiox_turbo.atomic import write_json_atomic
     from audiox_turbo.codec import build_codec
     from audiox_turbo.codec.spectral import stft_same
-    from audiox_turbo.config import preset
+    from audiox_turbo.config import CodecConfig
 
-    config = dataclasses.replace(preset("demo").codec, encoder_floor=args.floor)
+    config = CodecConfig(**ISTFT_CODEC, encoder_floor=args.floor)
     codec = build_codec(config)
     optimiser = torch.optim.Adam(codec.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
