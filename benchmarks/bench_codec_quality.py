@@ -33,17 +33,16 @@ JUDGED = (
 )
 
 
-def reconstruct(model: Path, world: Path, split: str, clips: int | None, work: Path) -> dict:
+def reconstruct(
+    codec: torch.nn.Module, world: Path, split: str, clips: int | None, work: Path
+) -> dict:
     """Reconstruct the split's clips into `work` (audio + manifest); spectral distances."""
     from audiox_turbo.data.manifest import manifest_root, read_manifest, write_manifest
     from audiox_turbo.eval.judge import load_clips, resolve_manifest
     from audiox_turbo.io.audio import save_audio
-    from audiox_turbo.model_dir import load_native_components
     from audiox_turbo.train.losses import mel_distance, multi_resolution_stft_loss, si_sdr
 
-    config, modules = load_native_components(model)
-    codec = modules["codec"].eval()
-    rate = config.codec.sample_rate
+    rate = codec.config.sample_rate
     manifest = resolve_manifest(world, split)
     records = read_manifest(manifest)[:clips]
     root = manifest_root(manifest)
@@ -69,7 +68,7 @@ def reconstruct(model: Path, world: Path, split: str, clips: int | None, work: P
         "manifest": str(manifest),
         "reconstructed_manifest": str(work / f"{split}.jsonl"),
         "clips": len(records),
-        "codec": config.codec.kind,
+        "codec": codec.config.kind,
         "mr_stft_distance": sum(stft) / len(stft),
         "mel_distance": sum(mel) / len(mel),
         "si_sdr_db": sum(sdr) / len(sdr),
@@ -118,18 +117,46 @@ def tone_errors_cents(codec: torch.nn.Module, rate: int) -> torch.Tensor:
     return (1200 * torch.log2(estimates.double() / f0)).abs()
 
 
-def tone_pitch(model: Path) -> dict[str, float]:
+def tone_pitch(codec: torch.nn.Module) -> dict[str, float]:
     """Pitch kept by the codec: tones on each semitone C3..C6 through encode/decode; share of
     reconstructions within 50 cents and the median error in cents."""
-    from audiox_turbo.model_dir import load_native_components
-
-    config, modules = load_native_components(model)
-    cents = tone_errors_cents(modules["codec"].eval(), config.codec.sample_rate)
+    cents = tone_errors_cents(codec, codec.config.sample_rate)
     return {
         "tones": len(cents),
         "tone_pitch_within_50_cents": float((cents <= 50).float().mean()),
         "tone_pitch_median_error_cents": float(cents.median()),
     }
+
+
+def measure(
+    codec: torch.nn.Module,
+    world: Path,
+    split: str,
+    clips: int | None,
+    judge: Any,
+    work: Path,
+) -> dict[str, Any]:
+    """Reconstructions of the split's first `clips` clips, the tone test, and the judge's
+    measurements on originals and reconstructions, with the class-accuracy gate."""
+    from audiox_turbo.data.manifest import read_manifest, write_manifest
+    from audiox_turbo.eval.judge import judge_accuracy, resolve_manifest
+
+    row: dict[str, Any] = reconstruct(codec, world, split, clips, work)
+    row |= tone_pitch(codec)
+    original = resolve_manifest(world, split)
+    if clips is not None:
+        records = read_manifest(original)[:clips]
+        root = original.resolve().parent
+        original = work / f"original_{split}.jsonl"
+        write_manifest(
+            original, [r.model_copy(update={"audio": str(r.audio_path(root))}) for r in records]
+        )
+    row["original"] = judge_accuracy(judge, original, progress=False)
+    row["reconstructed"] = judge_accuracy(judge, row["reconstructed_manifest"], progress=False)
+    gap = row["original"]["class_accuracy"] - row["reconstructed"]["class_accuracy"]
+    row["class_accuracy_gap_points"] = 100 * gap
+    row["gate_passed"] = 100 * gap <= 2.0
+    return row
 
 
 def main() -> None:
@@ -146,27 +173,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from audiox_turbo.atomic import write_json_atomic
-    from audiox_turbo.eval.judge import judge_accuracy, load_judge_embedder, resolve_manifest
+    from audiox_turbo.eval.judge import load_judge_embedder
+    from audiox_turbo.model_dir import load_native_components
 
     work = args.work or Path(tempfile.mkdtemp(prefix="codec_quality_"))
-    row: dict[str, Any] = reconstruct(args.model, args.world, args.split, args.clips, work)
-    row |= tone_pitch(args.model)
+    _, modules = load_native_components(args.model)
     judge = load_judge_embedder(args.judge)
-    original = resolve_manifest(args.world, args.split)
-    if args.clips is not None:
-        from audiox_turbo.data.manifest import read_manifest, write_manifest
-
-        original = work / f"original_{args.split}.jsonl"
-        records = read_manifest(resolve_manifest(args.world, args.split))[: args.clips]
-        root = resolve_manifest(args.world, args.split).resolve().parent
-        write_manifest(
-            original, [r.model_copy(update={"audio": str(r.audio_path(root))}) for r in records]
-        )
-    row["original"] = judge_accuracy(judge, original, progress=False)
-    row["reconstructed"] = judge_accuracy(judge, row["reconstructed_manifest"], progress=False)
-    gap = row["original"]["class_accuracy"] - row["reconstructed"]["class_accuracy"]
-    row["class_accuracy_gap_points"] = 100 * gap
-    row["gate_passed"] = 100 * gap <= 2.0
+    row = measure(modules["codec"].eval(), args.world, args.split, args.clips, judge, work)
 
     print(f"codec {args.model} ({row['codec']}), {row['clips']} clips of {row['manifest']}")
     print(f"{'measure':<24}{'originals':>12}{'reconstructions':>17}")

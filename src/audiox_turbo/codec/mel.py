@@ -85,11 +85,13 @@ class LogMelAnalysis(nn.Module):
 
 class LogMelSynthesis(nn.Module):
     """log(mel + floor) (B, C·k·n_mels, T) -> waveform (B, C, T·k·hop), float32: the floor
-    removed, mel bands to magnitudes (`mel_to_magnitude`), locked phase, inverse STFT."""
+    removed, mel bands to magnitudes (`mel_to_magnitude`, `iterations` updates), locked phase,
+    inverse STFT."""
 
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
         self.config = config
+        self.iterations = DECONVOLUTION_ITERATIONS
 
     def forward(self, log_mel: Tensor) -> Tensor:
         cfg = self.config
@@ -98,9 +100,7 @@ class LogMelSynthesis(nn.Module):
         mel = (log_mel.exp() - cfg.encoder_floor).clamp_min(0.0)
         weights, inverse = _bands(cfg.sample_rate, cfg.n_fft, cfg.n_mels)
         device = log_mel.device
-        magnitude = mel_to_magnitude(
-            mel, weights.to(device), inverse.to(device), DECONVOLUTION_ITERATIONS
-        )
+        magnitude = mel_to_magnitude(mel, weights.to(device), inverse.to(device), self.iterations)
         phase = peak_locked_phase(magnitude.log(), cfg.n_fft, cfg.hop_length).float()
         window = torch.hann_window(cfg.n_fft, device=device)
         wav = istft_same(torch.polar(magnitude, phase), cfg.n_fft, cfg.hop_length, window)
