@@ -403,7 +403,11 @@ class Recipe:
             "device": self.device,
             "world": to_dict(c.world),
             "steps": {
-                "codec": c.codec.train.max_steps,
+                "codec": (
+                    f"none (log-mel; band statistics of {c.codec.codec.statistics_clips} clips)"
+                    if c.model.codec.kind == "mel"
+                    else c.codec.train.max_steps
+                ),
                 **({"decoder": c.decoder.train.max_steps} if c.decoder.train.max_steps else {}),
                 "teacher": c.teacher.train.max_steps,
                 "student": c.distill.train.max_steps,
