@@ -28,3 +28,12 @@ def tiny_config():
     from audiox_turbo.config import preset
 
     return preset("tiny")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine run fastest (and steadiest) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

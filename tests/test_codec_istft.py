@@ -38,12 +38,7 @@ TINY_ISTFT = CodecConfig(
 MODEL = dataclasses.replace(preset("tiny"), codec=TINY_ISTFT)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(("n_fft", "hop"), [(1024, 256), (128, 32), (512, 160), (64, 48)])

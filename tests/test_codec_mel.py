@@ -34,12 +34,7 @@ TINY_MEL = CodecConfig(
 MODEL = dataclasses.replace(preset("tiny"), codec=TINY_MEL)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tone(frequency: float, seconds: float, rate: int = 16000) -> torch.Tensor:
@@ -55,7 +50,9 @@ def _reference_log_mel(wav: np.ndarray, config: CodecConfig) -> np.ndarray:
     padded = np.pad(wav.astype(np.float64), (pad, pad))
     frames = len(wav) // hop
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    spec = np.stack([np.fft.rfft(padded[f * hop : f * hop + n_fft] * window) for f in range(frames)])
+    spec = np.stack(
+        [np.fft.rfft(padded[f * hop : f * hop + n_fft] * window) for f in range(frames)]
+    )
     mel = np.abs(spec) @ mel_filterbank(config.sample_rate, n_fft, config.n_mels)
     return np.log(mel + config.encoder_floor).T
 
@@ -100,7 +97,11 @@ def test_deconvolution_keeps_the_band_sums_and_beats_the_pseudo_inverse() -> Non
     weights, inverse = _bands(16000, 256, 16)
     g = torch.Generator().manual_seed(2)
     spec = torch.stft(
-        torch.randn(1, 4096, generator=g), 256, 64, window=torch.hann_window(256), return_complex=True
+        torch.randn(1, 4096, generator=g),
+        256,
+        64,
+        window=torch.hann_window(256),
+        return_complex=True,
     )
     magnitude = spec.abs()
     mel = torch.einsum("km,nkf->nmf", weights, magnitude)
@@ -118,9 +119,7 @@ def test_deconvolution_keeps_the_band_sums_and_beats_the_pseudo_inverse() -> Non
 
 @pytest.mark.parametrize("frequency", [196.0, 261.63, 466.16, 880.0])
 def test_a_tone_comes_back_at_its_pitch_and_level(frequency: float) -> None:
-    config = dataclasses.replace(
-        TINY_MEL, n_fft=1024, hop_length=256, n_mels=80, latent_dim=160
-    )
+    config = dataclasses.replace(TINY_MEL, n_fft=1024, hop_length=256, n_mels=80, latent_dim=160)
     codec = LogMelCodec(config)
     tone = _tone(frequency, 1.5)
     out = codec.decode(codec.encode(tone[None, None], sample=False))[0, 0, : len(tone)]

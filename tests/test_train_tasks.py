@@ -36,13 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = preset("tiny")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine run fastest (and steadiest) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ToneDataset(torch.utils.data.Dataset):
