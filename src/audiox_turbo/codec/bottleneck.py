@@ -97,12 +97,15 @@ class VariationalCodec(nn.Module):
         The waveform is zero-padded on the right to a multiple of the downsampling factor, so
         every input sample is covered (the official code floors instead; equal for multiples).
         """
+        return posterior(self.encoder(self.padded_input(wav)))
+
+    def padded_input(self, wav: Tensor) -> Tensor:
+        """(B,C,S) -> (B,C,ceil(S/ds)·ds), zeros on the right; a ValueError for another shape."""
         if wav.ndim != 3 or wav.shape[1] != self.config.audio_channels:
             raise ValueError(
                 f"expected a waveform (B, {self.config.audio_channels}, S), got {tuple(wav.shape)}"
             )
-        wav = F.pad(wav, (0, -wav.shape[-1] % self.config.downsampling))
-        return posterior(self.encoder(wav))
+        return F.pad(wav, (0, -wav.shape[-1] % self.config.downsampling))
 
     def encode(
         self, wav: Tensor, sample: bool = True, generator: torch.Generator | None = None

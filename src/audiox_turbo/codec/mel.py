@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiox_turbo.codec.bottleneck import STD_FLOOR, VariationalCodec
@@ -126,12 +125,8 @@ class LogMelCodec(VariationalCodec):
 
     def encode_posterior(self, wav: Tensor) -> tuple[Tensor, Tensor]:
         """(B,C,S) -> standardised log-mel mean (B,D,ceil(S/ds)) and a std of STD_FLOOR."""
-        if wav.ndim != 3 or wav.shape[1] != self.config.audio_channels:
-            raise ValueError(
-                f"expected a waveform (B, {self.config.audio_channels}, S), got {tuple(wav.shape)}"
-            )
-        wav = F.pad(wav, (0, -wav.shape[-1] % self.config.downsampling))
-        mean = (self.encoder(wav) - self._tiled(self.band_mean)) / self._tiled(self.band_std)
+        log_mel = self.encoder(self.padded_input(wav))
+        mean = (log_mel - self._tiled(self.band_mean)) / self._tiled(self.band_std)
         mean = mean.to(wav.dtype)
         return mean, torch.full_like(mean, STD_FLOOR)
 
