@@ -13,11 +13,12 @@ prompts for every class of the world's test split):
 - student, 4 steps (its own sampler).
 
 It prints the table (class accuracy, FD, tempo, onset error, largest class share) and writes
-`benchmarks/results/distill_world.json`: the rows, stage times, a `gates` object (the
-student beats teacher@4 on class accuracy and FD, is within 10 % of the multi-step FD, and no
-class takes more than twice its fair share of the student's outputs) and `fd_vs_teacher_4`:
-how sure each FD difference is, by a paired bootstrap over the prompts (FD in the judge's
-128-dim space from ~130 clips moves by ±25–35 between prompt resamples).
+`benchmarks/results/distill_world.json` (`distill_world_TAG.json` for another --tag): the
+rows, stage times, a `gates` object (the student beats teacher@4 on class accuracy and FD, is
+within 10 % of the multi-step FD, and no class takes more than twice its fair share of the
+student's outputs) and `fd_vs_teacher_4`: how sure each FD difference is, by a paired
+bootstrap over the prompts (FD in the judge's 128-dim space from ~130 clips moves by ±25–35
+between prompt resamples).
 
     python benchmarks/bench_distill_world.py [--recipe demo] [--cache runs/demo] [--tag NAME]
         [--distill-steps N] [--distill-settings JSON]
@@ -286,8 +287,9 @@ def main() -> None:
             f"FD − teacher@4 FD, {label}: 90 % of prompt resamples in "
             f"[{d['p05']:+.0f}, {d['p95']:+.0f}], below 0 in {100 * d['share_below_0']:.0f} %"
         )
-    write_json_atomic(RESULTS, result)
-    print(f"wrote {RESULTS}")
+    path = RESULTS if args.tag == "recipe" else RESULTS.with_name(f"distill_world_{args.tag}.json")
+    write_json_atomic(path, result)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -246,8 +246,9 @@ def test_regression_pairs_fill_the_pool_then_are_reused(teacher_dir, tmp_path, m
     real_ode = task.teacher_ode
 
     def spy(b, noise, ctx):
-        made.append((noise, real_ode(b, noise, ctx)))
-        return made[-1][1]
+        states, target = real_ode(b, noise, ctx)
+        made.append((noise, target))
+        return states, target
 
     monkeypatch.setattr(task, "teacher_ode", spy)
     inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -261,14 +262,18 @@ def test_regression_pairs_fill_the_pool_then_are_reused(teacher_dir, tmp_path, m
         assert any(torch.equal(x[2:], noise) for noise in pair_noise)
         assert torch.equal(t[2:], torch.ones(2))
     for (noise, target), pairs in zip(made, task.ode_pairs, strict=True):
-        assert pairs.noise is noise and pairs.target is target
+        assert torch.equal(pairs.noise, noise) and pairs.target is target
         assert not torch.allclose(target, noise)
 
 
-def test_regression_anchor_pulls_the_one_step_output_to_the_teacher_ode(teacher_dir, tmp_path):
+@pytest.mark.parametrize("trajectory", [False, True])
+def test_regression_anchor_pulls_the_student_output_to_the_teacher_ode(
+    teacher_dir, tmp_path, trajectory
+):
     """Regression alone (DMD weight 0) on one stored pair: its error falls as the student
     learns, which a detached or misaligned regression term cannot do."""
     settings = DistillConfig(
+        regression_trajectory=trajectory,
         critic_updates=1,
         generator_lr=3e-3,
         dmd_weight=0.0,
@@ -281,6 +286,34 @@ def test_regression_anchor_pulls_the_one_step_output_to_the_teacher_ode(teacher_
     errors = [r["generator/regression"] for r in records(tmp_path)]
     assert len(errors) == 12
     assert errors[-1] < 0.5 * errors[0], errors
+
+
+def test_trajectory_regression_reads_the_teacher_ode_at_every_student_step(teacher_dir, tmp_path):
+    """With `regression_trajectory` the pairs' student input is the teacher ODE's state at
+    a random student step (t_k, per sample), the state the ODE passes through at t_k."""
+    settings = DistillConfig(
+        critic_updates=1, gan_weight=0.0, regression_weight=1.0, regression_trajectory=True
+    )
+    settings = dataclasses.replace(settings, regression_pool=1)
+    trainer, task = make_trainer(teacher_dir, tmp_path, train_config(6), settings)
+    inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+    task.student.register_forward_hook(lambda m, args, out: inputs.append(args[:2]))
+    trainer.fit()
+    (pairs,) = task.ode_pairs
+    times = task.timesteps.float()
+    assert pairs.states.shape == (len(times), *pairs.target.shape)
+    seen = set()
+    for x, t in [(x, t) for x, t in inputs if len(x) == 4]:
+        for i in range(2):
+            k = int(torch.nonzero(torch.isclose(times, t[2 + i].float()))[0])
+            torch.testing.assert_close(x[2 + i], pairs.states[k, i])
+            seen.add(k)
+    assert len(seen) >= 3, seen  # 12 draws over 4 steps
+    # the states are the guided teacher ODE's from the pairs' noise, not noised targets
+    for k in range(1, len(times)):
+        t = float(times[k])
+        straight = (1 - t) * pairs.target + t * pairs.noise
+        assert not torch.allclose(pairs.states[k], straight, atol=1e-4)
 
 
 def test_noised_real_input_and_bf16_teacher(teacher_dir, tmp_path):

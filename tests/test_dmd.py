@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import pytest
@@ -25,6 +26,7 @@ from audiox_turbo.distill.dmd import (
     dmd_gradient,
     fake_score_loss,
     noised_real_input,
+    ode_states,
     regression_loss,
     sample_dmd_timesteps,
 )
@@ -153,6 +155,32 @@ def test_dmd_normaliser_is_floored_not_divided_by_zero() -> None:
 def test_regression_loss_is_mse() -> None:
     a, b = torch.zeros(2, 3), torch.full((2, 3), 2.0)
     assert regression_loss(a, b).item() == 4.0
+
+
+def test_ode_states_stop_at_the_student_times_on_the_teacher_grid() -> None:
+    """Euler on the union of the two grids, written out in float64: states at the stops and
+    the endpoint; a constant field (Euler exact) puts the states on the straight line."""
+    g = torch.Generator().manual_seed(6)
+    noise = torch.randn(3, 6, generator=g, dtype=F64)
+    grid = torch.linspace(1, 0, 6, dtype=F64)  # 1, .8, .6, .4, .2, 0
+    stops = torch.tensor([1.0, 0.75, 0.5, 0.25], dtype=F64)
+    v = velocity_fn(7)
+    states, end = ode_states(v, noise, grid, stops)
+    union = [1.0, 0.8, 0.75, 0.6, 0.5, 0.4, 0.25, 0.2, 0.0]
+    x, expected = noise, {1.0: noise}
+    for t, t_next in itertools.pairwise(union):
+        x = x + (t_next - t) * v(x, torch.full((3,), t, dtype=F64))
+        expected[t_next] = x
+    assert states.shape == (4, 3, 6)
+    for state, stop in zip(states, stops.tolist(), strict=True):
+        torch.testing.assert_close(state, expected[stop], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(end, expected[0.0], rtol=1e-12, atol=1e-12)
+
+    c = torch.randn(6, generator=g, dtype=F64)
+    states, end = ode_states(lambda x, t: c.expand_as(x), noise, grid, stops)
+    for state, stop in zip(states, stops.tolist(), strict=True):
+        torch.testing.assert_close(state, noise + (stop - 1) * c, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(end, noise - c, rtol=1e-12, atol=1e-12)
 
 
 def frame_mask_of(lengths: list[int], frames: int) -> Tensor:

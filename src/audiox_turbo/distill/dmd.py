@@ -29,7 +29,7 @@ from audiox_turbo.flow.path import (
     velocity_target,
     x0_from_velocity,
 )
-from audiox_turbo.flow.sampling import VelocityFn, sample_student
+from audiox_turbo.flow.sampling import VelocityFn, sample_euler, sample_student
 
 FeatureFn = Callable[[Tensor, Tensor], tuple[Tensor, list[Tensor]]]
 NORMALISER_FLOOR = 1e-6
@@ -193,6 +193,21 @@ def noised_real_input(
         x0_real.shape, generator=generator, device=x0_real.device, dtype=x0_real.dtype
     )
     return interpolate(x0_real, eps, t_k), t_k
+
+
+def ode_states(
+    velocity: VelocityFn, noise: Tensor, timesteps: Tensor, stops: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Euler ODE from noise (B, ...) on the union of the grid `timesteps` (N + 1,) and `stops`
+    (K,), both descending from 1: the states at the stops (K, B, ...) and the endpoint (B, ...)."""
+    grid = torch.unique(torch.cat([timesteps, stops.to(timesteps)])).flip(0)
+    states, x, start = [], noise, 0
+    for stop in stops.to(timesteps):
+        end = int((grid == stop).nonzero()[0])
+        x = sample_euler(velocity, x, grid[start : end + 1])
+        states.append(x)
+        start = end
+    return torch.stack(states), sample_euler(velocity, x, grid[start:])
 
 
 def regression_loss(

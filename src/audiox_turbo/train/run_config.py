@@ -127,6 +127,10 @@ class DistillConfig:
     """Teacher ODE pairs (DMD's regression anchor) are made on the first `regression_pool`
     generator batches and then reused, as DMD precomputes its pairs (not saved: a resumed run
     makes new ones)."""
+    regression_trajectory: bool = False
+    """Anchor every student step, not only the first: the student at t_k, given the teacher
+    ODE's state at t_k, regresses the ODE's endpoint (the map from x_t to a sample that the
+    re-noising student sampler applies at each step)."""
     backward_simulation: bool = True
     t_min: float = 0.02
     t_max: float = 0.98

@@ -47,12 +47,13 @@ from audiox_turbo.distill.dmd import (
     distribution_matching_loss,
     fake_score_loss,
     noised_real_input,
+    ode_states,
     regression_loss,
     sample_dmd_timesteps,
 )
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.flow.path import interpolate, x0_from_velocity
-from audiox_turbo.flow.sampling import SamplerSettings, VelocityFn, sample
+from audiox_turbo.flow.sampling import SamplerSettings, VelocityFn
 from audiox_turbo.model.denoiser import Denoiser
 from audiox_turbo.model.flow_model import FlowModel
 from audiox_turbo.model.generation import conditioned_velocity, sample_latents
@@ -133,14 +134,20 @@ class DistillBatch:
 
 @dataclass
 class OdePairs:
-    """Teacher ODE pairs of one batch: noise (B, D, T) -> target (B, D, T) under cond, with
-    its frame mask (B, T); `key` the shapes a batch must have to share them."""
+    """Teacher ODE pairs of one batch: its states at the student's K times (K, B, D, T), the
+    first being the noise, -> target (B, D, T) under cond, with its frame mask (B, T); `key`
+    the shapes a batch must have to share them."""
 
     key: tuple[int, ...]
     cond: Conditions
     mask: Tensor
-    noise: Tensor
+    states: Tensor
     target: Tensor
+
+    @property
+    def noise(self) -> Tensor:
+        """The ODE's starting noise (B, D, T), its state at t = 1."""
+        return self.states[0]
 
 
 def _shape_key(b: DistillBatch) -> tuple[int, ...]:
@@ -336,9 +343,10 @@ class DistillTask(Task):
     def generator_losses(self, b: DistillBatch, ctx: StepContext) -> dict[str, Tensor]:
         """DMD loss (+ GAN generator term, + regression on teacher ODE pairs) of the student.
 
-        The regression anchor (DMD) is the student's one-step output from a pair's noise
-        against the teacher's ODE endpoint from the same noise and conditions, batched with
-        the DMD input. Its detached sample is kept in `b` for the critic phase of the step.
+        The regression anchor (DMD) is the student's output from a pair's noise (or, with
+        `regression_trajectory`, from its ODE state at a random student step) against the
+        teacher's ODE endpoint from the same noise and conditions, batched with the DMD
+        input. Its detached sample is kept in `b` for the critic phase of the step.
         """
         s = self.settings
         n = b.x0.shape[0]
@@ -346,8 +354,9 @@ class DistillTask(Task):
         xs, ts, conds, masks = [x_t], [t_k], [b.cond], [b.mask]
         if s.regression_weight > 0:
             pairs = self.ode_pairs_for(b, ctx)
-            xs.append(pairs.noise)
-            ts.append(torch.ones(pairs.noise.shape[0], device=t_k.device, dtype=t_k.dtype))
+            x_pair, t_pair = self.regression_input(pairs, ctx)
+            xs.append(x_pair)
+            ts.append(t_pair.to(t_k.dtype))
             conds.append(pairs.cond)
             masks.append(pairs.mask)
         x_in, t_in = torch.cat(xs), torch.cat(ts)
@@ -374,10 +383,20 @@ class DistillTask(Task):
             return stored[int(pick)]
         noise = _randn_like(b.x0, ctx)
         with torch.no_grad():
-            target = self.teacher_ode(b, noise, ctx)
-        pairs = OdePairs(key, b.cond, b.mask, noise, target)
+            states, target = self.teacher_ode(b, noise, ctx)
+        pairs = OdePairs(key, b.cond, b.mask, states, target)
         self.ode_pairs = [*self.ode_pairs, pairs][-self.settings.regression_pool :]
         return pairs
+
+    def regression_input(self, pairs: OdePairs, ctx: StepContext) -> tuple[Tensor, Tensor]:
+        """The student's regression input (B, D, T) and times (B,): the pairs' noise at t = 1,
+        or with `regression_trajectory` each pair's ODE state at a random student step."""
+        n = pairs.target.shape[0]
+        k = torch.zeros(n, dtype=torch.long, device=pairs.target.device)
+        if self.settings.regression_trajectory:
+            k = torch.randint(len(self.timesteps), (n,), generator=ctx.generator, device=k.device)
+        t = self.timesteps.to(device=k.device, dtype=pairs.target.dtype)[k]
+        return pairs.states[k, torch.arange(n, device=k.device)], t
 
     def critic_judged_terms(
         self, b: DistillBatch, x_fake: Tensor, ctx: StepContext
@@ -422,11 +441,16 @@ class DistillTask(Task):
                 x_mask=b.mask,
             )
 
-    def teacher_ode(self, b: DistillBatch, noise: Tensor, ctx: StepContext) -> Tensor:
-        """Teacher ODE endpoint (B, D, T) from `noise`: Euler, the model's default steps, CFG."""
+    def teacher_ode(
+        self, b: DistillBatch, noise: Tensor, ctx: StepContext
+    ) -> tuple[Tensor, Tensor]:
+        """Teacher ODE from `noise` (B, D, T) (Euler, the model's default steps with the
+        student's times added, CFG): its states at the student's times (K, B, D, T) and its
+        endpoint (B, D, T)."""
         sampler = self.model_config.sampler
         settings = SamplerSettings("euler", sampler.steps, self.settings.teacher_cfg, sampler.shift)
-        return sample(self.teacher_velocity(b, ctx), noise, settings)
+        velocity = self.teacher_velocity(b, ctx)
+        return ode_states(velocity, noise, settings.timesteps(), self.timesteps)
 
     # validation and export ---------------------------------------------------------------
     def samples(self, ctx: StepContext) -> list[AudioSample]:
