@@ -30,9 +30,10 @@ def tiny_config():
     return preset("tiny")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
-    """Tiny models on a shared 2-core machine run fastest (and steadiest) on one thread."""
+    """Tiny models on a shared 2-core machine run fastest (and steadiest) on one thread; module
+    scope, so module-scoped fixtures (trained toys, teachers) can run under it too."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

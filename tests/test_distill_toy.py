@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,16 +95,7 @@ PER_MODE = 0.35
 
 
 @pytest.fixture(scope="module")
-def single_thread() -> Iterator[None]:
-    """Tiny MLPs gain nothing from threads; one thread keeps the run fast and reproducible."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def teacher(single_thread: None, tmp_path_factory: pytest.TempPathFactory) -> ToyModel:
+def teacher(one_thread: None, tmp_path_factory: pytest.TempPathFactory) -> ToyModel:
     return train_teacher(SEED, TEACHER_STEPS, tmp_path_factory.mktemp("teacher"))
 
 
@@ -163,7 +153,7 @@ def test_rice_mean_limits() -> None:
     assert float(rice_mean(far, sigma)) == pytest.approx(50 + sigma**2 / 100, abs=1e-6)
 
 
-def test_closed_form_mixture_terms_match_monte_carlo(single_thread: None) -> None:
+def test_closed_form_mixture_terms_match_monte_carlo(one_thread: None) -> None:
     g = torch.Generator().manual_seed(0)
     y, _ = sample_mixture(400_000, g)
     y2, _ = sample_mixture(400_000, g)
@@ -180,7 +170,7 @@ def test_chunked_pairwise_distance_matches_dense() -> None:
     assert mean_pairwise_distance(x, chunk=64) == pytest.approx(dense, rel=1e-12)
 
 
-def test_energy_distance_of_true_samples_is_within_noise_floor(single_thread: None) -> None:
+def test_energy_distance_of_true_samples_is_within_noise_floor(one_thread: None) -> None:
     scores = [
         energy_distance_to_mixture(
             sample_mixture(EVAL_SAMPLES, torch.Generator().manual_seed(s))[0]
