@@ -97,6 +97,8 @@ def test_post_init_checks_name_the_section():
         from_dict(RunConfig, {"teacher": {"tasks": ["T2A", "X2Y"]}})
     with pytest.raises(ValueError, match=r"unknown tasks"):
         TeacherTrainingConfig(tasks=("X2Y",))
+    with pytest.raises(ValueError, match=r"^teacher: video_repeats must be >= 1, got 0"):
+        from_dict(RunConfig, {"teacher": {"video_repeats": 0}})
 
 
 def test_load_config_errors_name_the_file(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,28 @@ def test_shard_stream_deterministic_per_epoch(shard_dir: Path) -> None:
     assert ids(1, 0) == ids(1, 0)
     assert ids(1, 0) != ids(1, 1) and ids(1, 0) != ids(2, 0)
     assert sorted(i for i, _ in ids(1, 1)) == [f"s{i}" for i in range(8)]
+
+
+def test_video_clips_repeat_with_draws_of_their_own(manifest: Path, shard_dir: Path) -> None:
+    def stream(repeats: int) -> list[dict]:
+        tasks = ["T2A", "V2A", "TV2A"]
+        return list(ShardDataset(shard_dir, SR, 1, 0.5, seed=3, tasks=tasks, video_repeats=repeats))
+
+    samples = stream(3)
+    assert Counter(s["id"] for s in samples) == {f"s{i}": 1 + 2 * (i % 2 == 0) for i in range(8)}
+    draws = [(s["id"], s["task"], s["crop_start"]) for s in samples]
+    assert len(set(draws)) == len(draws)  # each copy has its own task and crop
+    assert set((s["id"], s["task"], s["crop_start"]) for s in stream(1)) <= set(draws)
+    assert draws == [(s["id"], s["task"], s["crop_start"]) for s in stream(3)]
+    with pytest.raises(ValueError, match="video_repeats"):
+        ShardDataset(shard_dir, SR, 1, 0.5, video_repeats=0)
+    from audiox_turbo.cli.train import _generative_dataset
+    from audiox_turbo.config import from_dict
+    from audiox_turbo.train.run_config import RunConfig
+
+    run = from_dict(RunConfig, {"model": "tiny", "teacher": {"video_repeats": 2}})
+    with pytest.raises(AudioXError, match=r"manifest\.jsonl: teacher\.video_repeats needs shards"):
+        _generative_dataset(run, str(manifest), run.model_config())
 
 
 @pytest.mark.parametrize(("ranks", "workers"), [(1, 1), (2, 1), (2, 2), (3, 2), (4, 3)])
@@ -193,6 +216,14 @@ def test_latent_cache_round_trip(manifest: Path, tmp_path: Path) -> None:
             first = round(start / 40 * 4)
             n = int(s["video_feature_mask"].sum())
             torch.testing.assert_close(s["video_features"][:n, 0], level[first : first + n])
+
+    from audiox_turbo.cli.train import _generative_dataset
+    from audiox_turbo.config import from_dict
+    from audiox_turbo.train.run_config import RunConfig
+
+    run = from_dict(RunConfig, {"model": "tiny", "teacher": {"video_repeats": 2}})
+    repeated, _ = _generative_dataset(run, str(tmp_path), run.model_config())
+    assert Counter(s["id"] for s in repeated) == {f"s{i}": 1 + (i % 2 == 0) for i in range(8)}
 
 
 def test_cli_shard_and_encode(manifest: Path, tmp_path: Path) -> None:

@@ -214,10 +214,13 @@ def _clip_dataset(run: RunConfig, data: str, video: bool) -> tuple[Any, Any]:
         tasks=list(run.teacher.tasks) if video else None,
     )
     if data.endswith(".jsonl"):
+        if video and run.teacher.video_repeats > 1:
+            raise AudioXError(f"{data}: teacher.video_repeats needs shards (`data shard`)")
         return ClipDataset(data, **common), collate
     from audiox_turbo.data.shards import ShardDataset
 
-    return ShardDataset(data, **common), collate
+    repeats = run.teacher.video_repeats if video else 1
+    return ShardDataset(data, **common, video_repeats=repeats), collate
 
 
 def _latent_dataset(run: RunConfig, data: str, model_config: Any) -> tuple[Any, Any]:
@@ -226,7 +229,11 @@ def _latent_dataset(run: RunConfig, data: str, model_config: Any) -> tuple[Any, 
 
     frames = model_config.latent_frames(run.train.crop_seconds)
     dataset = LatentShardDataset(
-        data, crop_frames=frames, seed=run.train.seed, tasks=list(run.teacher.tasks)
+        data,
+        crop_frames=frames,
+        seed=run.train.seed,
+        tasks=list(run.teacher.tasks),
+        video_repeats=run.teacher.video_repeats,
     )
     return dataset, collate
 

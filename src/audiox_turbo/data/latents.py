@@ -215,8 +215,9 @@ class LatentShardDataset(ShardStream):
         buffer_size: int = 64,
         rank: int | None = None,
         world_size: int | None = None,
+        video_repeats: int = 1,
     ) -> None:
-        super().__init__(urls_or_dir, seed, shuffle, buffer_size, rank, world_size)
+        super().__init__(urls_or_dir, seed, shuffle, buffer_size, rank, world_size, video_repeats)
         self.crop_frames = crop_frames
         self.random_crop = random_crop
         self.tasks = tuple(tasks) if tasks is not None else None

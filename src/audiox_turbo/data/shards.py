@@ -342,12 +342,17 @@ def shuffle_buffer(items: Iterator[Any], size: int, rng: np.random.Generator) ->
         yield buffer[i]
 
 
+Position = tuple[int, ...]
+"""A sample's place in its shard: (n,) or, for a repeated sample's later copies, (n, copy)."""
+
+
 class ShardStream(IterableDataset):
     """Seeded, split, shuffled stream over shards; subclasses turn members into samples.
 
     Order is fixed by (seed, epoch) and the consumer layout. A sample that fails to decode is
     dropped; `skipped` in the next sample counts the drops since the previous one, and
-    `self.skipped` / `self.bad` hold this process's tally.
+    `self.skipped` / `self.bad` hold this process's tally. A clip with a video is read
+    `video_repeats` times per epoch, each copy with its own draws (task, caption, crop).
     """
 
     def __init__(
@@ -358,13 +363,17 @@ class ShardStream(IterableDataset):
         buffer_size: int = 64,
         rank: int | None = None,
         world_size: int | None = None,
+        video_repeats: int = 1,
     ) -> None:
+        if video_repeats < 1:
+            raise ValueError(f"video_repeats must be >= 1, got {video_repeats}")
         self.urls = resolve_shards(urls_or_dir)
         self.seed = seed
         self.shuffle = shuffle
         self.buffer_size = buffer_size
         self.rank = rank
         self.world_size = world_size
+        self.video_repeats = video_repeats
         self.epoch = 0
         self.skipped = 0
         self.bad: dict[str, str] = {}
@@ -378,8 +387,19 @@ class ShardStream(IterableDataset):
         MediaError when the members are unusable."""
         raise NotImplementedError
 
-    def raw_samples(self, consumer: Consumer) -> Iterator[tuple[int, int, str, Members]]:
-        """(shard position, sample position, key, members) this consumer owns, before shuffle."""
+    def copies(self, members: Members) -> int:
+        """How many times per epoch the stream reads this sample: `video_repeats` with a video."""
+        if self.video_repeats == 1:
+            return 1
+        try:
+            video = json.loads(members["json"]).get("video")
+        except (KeyError, ValueError, AttributeError):
+            return 1  # decode reports the sample
+        return self.video_repeats if video else 1
+
+    def raw_samples(self, consumer: Consumer) -> Iterator[tuple[int, Position, str, Members]]:
+        """(shard position, (sample position[, copy]), key, members) this consumer owns, before
+        shuffle; a repeated sample's later copies carry their copy number."""
         order = list(range(len(self.urls)))
         if self.shuffle:
             order = np.random.default_rng((self.seed, self.epoch)).permutation(order).tolist()
@@ -392,7 +412,8 @@ class ShardStream(IterableDataset):
                     counter += 1
                     if stride and (counter - 1) % consumer.count != consumer.id:
                         continue
-                    yield shard, n, key, members
+                    for copy in range(self.copies(members)):
+                        yield shard, (n, copy) if copy else (n,), key, members
             except MediaError as e:
                 self._record_bad(url, str(e))
 
@@ -401,9 +422,9 @@ class ShardStream(IterableDataset):
         rng = np.random.default_rng((self.seed, self.epoch, consumer.id, consumer.count))
         size = self.buffer_size if self.shuffle else 0
         pending = 0
-        for shard, n, key, members in shuffle_buffer(self.raw_samples(consumer), size, rng):
+        for shard, position, key, members in shuffle_buffer(self.raw_samples(consumer), size, rng):
             try:
-                sample_rng = np.random.default_rng((self.seed, self.epoch, shard, n))
+                sample_rng = np.random.default_rng((self.seed, self.epoch, shard, *position))
                 sample = self.decode(key, members, sample_rng)
             except (AudioXError, ValueError, KeyError) as e:
                 self._record_bad(key, str(e))
@@ -457,8 +478,9 @@ class ShardDataset(ShardStream):
         rank: int | None = None,
         world_size: int | None = None,
         duration_tolerance: float = 0.1,
+        video_repeats: int = 1,
     ) -> None:
-        super().__init__(urls_or_dir, seed, shuffle, buffer_size, rank, world_size)
+        super().__init__(urls_or_dir, seed, shuffle, buffer_size, rank, world_size, video_repeats)
         self.builder = ClipSampleBuilder(
             sample_rate,
             channels,

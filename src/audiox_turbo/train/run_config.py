@@ -84,9 +84,11 @@ class CodecTrainingConfig:
 
 @dataclass(frozen=True)
 class TeacherTrainingConfig:
-    """Flow-matching teacher: task mixture, codec source and validation prompts."""
+    """Flow-matching teacher: task mixture, codec source and validation prompts.
+    `video_repeats`: each clip with a video is read this many times per epoch (shards only)."""
 
     tasks: tuple[str, ...] = TASKS
+    video_repeats: int = 1
     codec_from: str | None = None
     init_from: str | None = None
     length_shift: bool = False
@@ -105,6 +107,8 @@ class TeacherTrainingConfig:
         unknown = sorted(set(self.tasks) - set(TASKS))
         if unknown:
             raise ValueError(f"tasks: unknown tasks {unknown}; known: {', '.join(TASKS)}")
+        if self.video_repeats < 1:
+            raise ValueError(f"video_repeats must be >= 1, got {self.video_repeats}")
 
 
 @dataclass(frozen=True)
