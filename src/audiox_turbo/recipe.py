@@ -139,8 +139,7 @@ def demo_recipe() -> RecipeConfig:
     """The shipped default model (`demo` preset) on the real-source world the judge was trained
     on (same seed and size), sized for a 2-core CPU; `docs/default_model.md` records its run.
     Its codec is the log-mel codec: the codec stage measures band statistics (seconds) and
-    there is no decoder stage. The distillation reads each clip with a video three times: the
-    students of the 4000-step teachers lost most of their teacher's video-to-audio accuracy."""
+    there is no decoder stage."""
     common = dict(weight_decay=0.01, keep_checkpoints=2, log_every=50, checkpoint_every=500)
     cosine = dict(schedule="cosine", ema_warmup=200)
     codec = _quick(batch_size=8, crop_seconds=2.0)
@@ -160,7 +159,7 @@ def demo_recipe() -> RecipeConfig:
         ),
         codec=from_dict(RunConfig, {"train": to_dict(codec), "codec": {"statistics_clips": 1024}}),
         teacher=from_dict(RunConfig, {"train": to_dict(teacher), "teacher": text_and_video}),
-        distill=_distill_run(distill, {**text_and_video, "video_repeats": 3}),
+        distill=_distill_run(distill, text_and_video),
         benchmark=BenchmarkSpec(
             clips_per_task=32, tasks=("T2A", "T2M", "V2A"), teacher_steps=50, teacher_cfg=3.0
         ),
