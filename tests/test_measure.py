@@ -8,6 +8,7 @@ import pytest
 from audiox_turbo.data.world.measure import (
     chroma_frames,
     detect_onsets,
+    dominant_frequency,
     estimate_key,
     estimate_tempo,
     onset_strength,
@@ -100,3 +101,15 @@ def test_onset_strength_peaks_at_clicks() -> None:
     assert env.shape == (1 + len(audio) // round(hop_s * SR),)
     peaks = np.sort(np.argsort(env)[-3:]) * hop_s
     np.testing.assert_allclose(peaks, times, atol=0.03)
+
+
+@pytest.mark.parametrize("hz", [800.0, 1600.0, 2000.0])
+def test_dominant_frequency_of_beeps_over_a_quieter_hum(hz: float) -> None:
+    t = np.arange(2 * SR) / SR
+    beeping = (t % 0.5) < 0.08
+    audio = np.sin(2 * np.pi * hz * t) * beeping + 0.05 * np.sin(2 * np.pi * 300.0 * t)
+    assert dominant_frequency(audio, SR) == pytest.approx(hz, abs=SR / 2048)
+
+
+def test_silence_has_no_dominant_frequency() -> None:
+    assert dominant_frequency(np.zeros(SR), SR) is None

@@ -194,11 +194,15 @@ def clock_tick(rng: np.random.Generator, duration: float, sample_rate: int) -> E
     return Effect(out, _times(starts, sample_rate), {"ticks_per_second": 2.0})
 
 
+BEEP_TONES_HZ = (800.0, 1000.0, 1200.0, 1600.0, 2000.0)
+"""An alarm's tone frequencies, equally likely: the modes of every beeps prompt that names none."""
+
+
 def beep_pattern(
     rng: np.random.Generator, duration: float, sample_rate: int
 ) -> tuple[list[tuple[int, int]], float]:
     """An alarm's beeps as (start sample, length in samples) and its tone frequency."""
-    freq = float(rng.choice([800.0, 1000.0, 1200.0, 1600.0, 2000.0]))
+    freq = float(rng.choice(BEEP_TONES_HZ))
     on = float(rng.uniform(0.08, 0.3))
     period = on + float(rng.uniform(0.1, 0.5))
     first = float(rng.uniform(0.05, 0.4))

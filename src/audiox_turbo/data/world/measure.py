@@ -42,6 +42,19 @@ def onset_strength(audio: np.ndarray, sample_rate: int, hop_s: float = 0.004) ->
     return np.maximum(flux - baseline, 0.0)
 
 
+def dominant_frequency(audio: np.ndarray, sample_rate: int, floor: float = 0.3) -> float | None:
+    """The median, over frames within `floor` of the loudest frame's level, of each frame's
+    strongest frequency in Hz (a beep's tone); None for silence."""
+    window = 2048
+    frames = _frames(audio, window, window // 4)
+    spec = np.abs(np.fft.rfft(frames * np.hanning(window), axis=1))
+    level = spec.sum(axis=1)
+    if level.max() <= 0:
+        return None
+    peaks = spec.argmax(axis=1)[level >= floor * level.max()]
+    return float(np.median(peaks)) * sample_rate / window
+
+
 def estimate_tempo(
     audio: np.ndarray, sample_rate: int, bpm_range: tuple[float, float] = (55.0, 190.0)
 ) -> float | None:
