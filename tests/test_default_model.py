@@ -12,7 +12,7 @@ from audiox_turbo.eval.judge import load_judge_embedder
 from audiox_turbo.model_dir import shipped_model_dir, training_summary
 
 PROMPTS = (
-    ("A drum pattern at 120 BPM.", "music:drum kit"),
+    ("A drum pattern played on an acoustic kit.", "music:drum kit"),
     ("A dog barking.", "sfx:dog barking"),
     ("A man talking.", "speech:speech"),
 )
