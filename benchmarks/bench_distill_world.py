@@ -147,7 +147,12 @@ def score(
         out = cache / "scores" / folder / label.replace(" ", "_").replace(",", "")
         folders.append(out)
         if method == "euler" and (out / "row.json").is_file():
-            rows.append(json.loads((out / "row.json").read_text()))
+            row = json.loads((out / "row.json").read_text())
+            if "beep_tones" not in row:  # scored before the tone histogram existed
+                tones = beep_tones(load(model, device="cpu"), method, steps, cfg, args.tone_seeds)
+                row["beep_tones"] = tones
+                write_json_atomic(out / "row.json", row)
+            rows.append(row)
             print(f"[score] {label}: cached", flush=True)
             continue
         start = time.perf_counter()
