@@ -170,10 +170,11 @@ def score(
 
 @dataclass
 class JudgeReadings:
-    """The judge on the balanced set, in the order of the clip `ids`: the real test clips' and
-    each folder's embeddings (N, 128) and predicted classes."""
+    """The judge on the balanced set, in the order of the clip `ids`: the real test clips'
+    classes, and the real clips' and each folder's embeddings (N, 128) and predicted classes."""
 
     ids: list[str]
+    real_labels: list[str]
     real_embeddings: np.ndarray
     real_classes: list[str]
     embeddings: list[np.ndarray]
@@ -183,6 +184,7 @@ class JudgeReadings:
 def judge_readings(folders: list[Path], world: Path) -> JudgeReadings:
     """Embed and classify the real clips of the prompts and every folder's generations."""
     from audiox_turbo.data.manifest import manifest_root, read_manifest
+    from audiox_turbo.data.world.judge_vocabulary import judge_class
     from audiox_turbo.eval.judge import load_judge_embedder
     from audiox_turbo.io.audio import load_audio
 
@@ -203,7 +205,8 @@ def judge_readings(folders: list[Path], world: Path) -> JudgeReadings:
     for folder in folders:
         by_id = {p.stem: p for p in (folder / "gen").glob("*/*.wav")}
         generated.append(read([by_id[i] for i in ids]))
-    return JudgeReadings(ids, *real, [g[0] for g in generated], [g[1] for g in generated])
+    labels = [judge_class(records[i].labels) for i in ids]
+    return JudgeReadings(ids, labels, *real, [g[0] for g in generated], [g[1] for g in generated])
 
 
 def beep_tones(pipe: Any, method: str, steps: int, cfg: float, seeds: int) -> dict[str, int]:
@@ -262,16 +265,13 @@ def class_shares(classes: list[str]) -> dict[str, float]:
     return {c: n / len(classes) for c, n in Counter(classes).most_common()}
 
 
-def real_clips(readings: JudgeReadings, world: Path) -> dict[str, Any]:
+def real_clips(readings: JudgeReadings) -> dict[str, Any]:
     """The judge on the prompts' own test clips: what a generator that reproduced them would
     score (class accuracy, largest class share and its class)."""
-    from audiox_turbo.data.manifest import read_manifest
-    from audiox_turbo.data.world.judge_vocabulary import judge_class
-
-    labels = {r.id: judge_class(r.labels) for r in read_manifest(world / "test.jsonl")}
     shares = class_shares(readings.real_classes)
     top = next(iter(shares))
-    correct = [c == labels[i] for i, c in zip(readings.ids, readings.real_classes, strict=True)]
+    pairs = zip(readings.real_labels, readings.real_classes, strict=True)
+    correct = [label == heard for label, heard in pairs]
     return {
         "class_accuracy": sum(correct) / len(correct),
         "largest_class_share": shares[top],
@@ -360,7 +360,7 @@ def main() -> None:
     rows, classes, folders = score(paths, cache, args)
     readings = judge_readings(folders, paths["world"])
     spread = fd_versus_teacher_4(rows, readings)
-    real = real_clips(readings, paths["world"])
+    real = real_clips(readings)
     recorded = cache / "stage_seconds.json"  # written by the recipe as its stages run
     times = json.loads(recorded.read_text()) if recorded.is_file() else {}
     times["score"] = time.perf_counter() - start
