@@ -196,6 +196,19 @@ def test_conditions_cat_repeat_to(config: ModelConfig, conditioner: Conditioner)
     assert half.pooled.dtype == torch.float16 and half.text.mask.dtype == torch.bool
 
 
+def test_conditions_round_trip_through_flat_tensors(
+    config: ModelConfig, conditioner: Conditioner
+) -> None:
+    t, _ = sizes(config)
+    cond = conditioner(ConditionInputs(2, text=["a", None]), t, DURATION)
+    back = Conditions.from_tensors(cond.tensors())
+    for name in ("text", "video", "audio"):
+        a, b = getattr(cond, name), getattr(back, name)
+        assert torch.equal(a.tokens, b.tokens) and torch.equal(a.mask, b.mask), name
+        assert torch.equal(a.present, b.present), name
+    assert torch.equal(back.pooled, cond.pooled) and torch.equal(back.prompt, cond.prompt)
+
+
 def test_audio_keep_mask_modes() -> None:
     frames, duration = 40, 4.0  # 10 frames per second
     inpaint = audio_keep_mask("inpaint", frames, (1.05, 2.0), duration, 2)

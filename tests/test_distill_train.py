@@ -408,6 +408,36 @@ def test_resume_continues_the_same_schedule_exactly(distilled, teacher_dir, tmp_
             assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-7), (a["step"], k)
 
 
+def test_resume_keeps_the_pool_of_teacher_ode_pairs(teacher_dir, tmp_path, monkeypatch):
+    """A run resumed after its pool of ODE pairs filled reuses the pool (no teacher ODE) and
+    logs what an uninterrupted run logs."""
+    settings = dataclasses.replace(SETTINGS, critic_updates=1, regression_pool=1)
+    cfg = train_config(4, checkpoint_every=2)
+    straight, _ = make_trainer(teacher_dir, tmp_path / "straight", cfg, settings)
+    straight.fit()
+    first, _ = make_trainer(teacher_dir, tmp_path / "cut", cfg, settings)
+    first.fit(max_steps=2)
+    second, task = make_trainer(teacher_dir, tmp_path / "cut", cfg, settings)
+    odes = count_calls(monkeypatch, task, "teacher_ode")
+    second.fit(resume=True)
+    assert odes == [0] and len(task.ode_pairs) == 1
+    resumed, reference = records(tmp_path / "cut"), records(tmp_path / "straight")
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+    for a, b in zip(resumed, reference, strict=True):
+        assert a["generator/regression"] == pytest.approx(b["generator/regression"], rel=1e-5)
+
+
+def count_calls(monkeypatch, owner, name: str) -> list[int]:
+    calls, real = [0], getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
 # --------------------------------------------------------------------------- CLI
 
 

@@ -75,6 +75,33 @@ class Conditions:
             self.prompt.repeat_interleave(n, 0),
         )
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """A flat name -> tensor dict (for checkpoints); `from_tensors` inverts it."""
+        flat = {"pooled": self.pooled, "prompt": self.prompt}
+        for name in MODALITIES:
+            m: ModalityTokens = getattr(self, name)
+            flat |= {
+                f"{name}.tokens": m.tokens,
+                f"{name}.mask": m.mask,
+                f"{name}.present": m.present,
+            }
+        return flat
+
+    @staticmethod
+    def from_tensors(flat: dict[str, torch.Tensor]) -> Conditions:
+        """The Conditions that `tensors` flattened."""
+        tokens = {
+            name: ModalityTokens(
+                flat[f"{name}.tokens"], flat[f"{name}.mask"], flat[f"{name}.present"]
+            )
+            for name in MODALITIES
+        }
+        return Conditions(**tokens, pooled=flat["pooled"], prompt=flat["prompt"])
+
+
+MODALITIES = ("text", "video", "audio")
+"""The token fields of `Conditions`, in order."""
+
 
 def condition_dropout(
     batch_size: int,

@@ -3,8 +3,9 @@
 Layout of `checkpoints/step-XXXXXXXX/`: `trainer.json` (step, world size, whether the run was
 FSDP-sharded, per-rank data positions; written last into the staging folder),
 `models/NAME.safetensors`, `ema/NAME.safetensors` (full, unsharded state dicts also under
-FSDP), `optim/NAME.pt` (optimiser + scheduler state), `task.pt`, `rng/rank-R.pt`. A folder
-only becomes visible under its final name by `os.replace`, so a reader never sees a partial one.
+FSDP), `optim/NAME.pt` (optimiser + scheduler state), `task.pt` (the gradient scaler's),
+`task/rank-R.pt` (each process's `Task.state_dict()`), `rng/rank-R.pt`. A folder only becomes
+visible under its final name by `os.replace`, so a reader never sees a partial one.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def prepare_staging(root: str | os.PathLike[str], step: int) -> Path:
     (stage / "ema").mkdir()
     (stage / "optim").mkdir()
     (stage / "rng").mkdir()
+    (stage / "task").mkdir()
     return stage
 
 

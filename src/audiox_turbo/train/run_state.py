@@ -111,6 +111,7 @@ class RunState:
         optim_states = {n: self._optimizer_state(n) for n in self.optimizers}
         rng = ckpt.capture_rng({"task": self.generator})
         ckpt.save_object(stage / "rng" / f"rank-{acc.process_index}.pt", rng)
+        ckpt.save_object(stage / "task" / f"rank-{acc.process_index}.pt", self.task.state_dict())
         if acc.is_main_process:
             for name, state in states.items():
                 ckpt.save_tensors(stage / "models" / f"{name}.safetensors", state)
@@ -121,7 +122,7 @@ class RunState:
                     stage / "optim" / f"{name}.pt",
                     {"optimizer": state, "scheduler": self.schedulers[name].state_dict()},
                 )
-            extra = {"task": self.task.state_dict()}
+            extra = {}
             if acc.scaler is not None:
                 extra["scaler"] = acc.scaler.state_dict()
             ckpt.save_object(stage / "task.pt", extra)
@@ -176,7 +177,12 @@ class RunState:
             )
             self.schedulers[name].load_state_dict(state["scheduler"])
         extra = ckpt.load_object(path / "task.pt")
-        self.task.load_state_dict(extra["task"])
+        task_state = path / "task" / f"rank-{acc.process_index}.pt"
+        # checkpoints written before task state went per process hold it in task.pt
+        if task_state.is_file() or "task" not in extra:
+            self.task.load_state_dict(ckpt.load_object(task_state))
+        else:
+            self.task.load_state_dict(extra["task"])
         if acc.scaler is not None and "scaler" in extra:
             acc.scaler.load_state_dict(extra["scaler"])
         self.step = int(manifest["step"])

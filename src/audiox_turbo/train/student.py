@@ -149,6 +149,26 @@ class OdePairs:
         """The ODE's starting noise (B, D, T), its state at t = 1."""
         return self.states[0]
 
+    def to(self, device: torch.device | str) -> OdePairs:
+        """The same pairs on `device`."""
+        c, m, s, t = self.cond.to(device), self.mask.to(device), self.states, self.target
+        return OdePairs(self.key, c, m, s.to(device), t.to(device))
+
+    def tensors(self) -> dict[str, Any]:
+        """A checkpointable dict (tensors, ints); `from_tensors` inverts it."""
+        cond = {f"cond.{k}": v for k, v in self.cond.tensors().items()}
+        pairs = {"mask": self.mask, "states": self.states, "target": self.target}
+        return {"key": list(self.key), **cond, **pairs}
+
+    @staticmethod
+    def from_tensors(flat: dict[str, Any]) -> OdePairs:
+        """The pairs that `tensors` flattened."""
+        cond = {k.removeprefix("cond."): v for k, v in flat.items() if k.startswith("cond.")}
+        conditions = Conditions.from_tensors(cond)
+        return OdePairs(
+            tuple(flat["key"]), conditions, flat["mask"], flat["states"], flat["target"]
+        )
+
 
 def _shape_key(b: DistillBatch) -> tuple[int, ...]:
     """Latent and condition-token shapes of a batch (what batching with it needs to match)."""
@@ -239,6 +259,14 @@ class DistillTask(Task):
 
     def batch_stats(self, batch: dict[str, Any]) -> tuple[int, int]:
         return self.data.batch_stats(batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The pool of teacher ODE pairs, so that a resumed run does not remake it (it costs
+        `regression_pool` teacher ODEs) and continues as an uninterrupted one would."""
+        return {"ode_pairs": [p.tensors() for p in self.ode_pairs]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ode_pairs = [OdePairs.from_tensors(p) for p in state.get("ode_pairs", [])]
 
     def training_step(
         self, batch: dict[str, Any], phase: str, ctx: StepContext
@@ -377,6 +405,7 @@ class DistillTask(Task):
         while the pool holds fewer than `regression_pool` batches (or none of b's shapes),
         else a stored batch of them drawn at random."""
         key = _shape_key(b)
+        self.ode_pairs = [p.to(b.x0.device) for p in self.ode_pairs]  # resumed: on the CPU
         stored = [p for p in self.ode_pairs if p.key == key]
         if stored and len(self.ode_pairs) >= self.settings.regression_pool:
             pick = torch.randint(len(stored), (1,), generator=ctx.generator, device=ctx.device)

@@ -115,7 +115,7 @@ class Task:
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        """Extra task state to checkpoint (tensors, numbers, lists, dicts)."""
+        """Extra task state of this process to checkpoint (tensors, numbers, lists, dicts)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
