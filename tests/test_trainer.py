@@ -271,7 +271,9 @@ def test_resume_drops_a_half_written_metrics_line(tmp_path):
     assert [s for s, _ in read_losses(tmp_path)] == [1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("damaged", ["optim/net.pt", "task.pt", "rng/rank-0.pt", "trainer.json"])
+@pytest.mark.parametrize(
+    "damaged", ["optim/net.pt", "task.pt", "task/rank-0.pt", "rng/rank-0.pt", "trainer.json"]
+)
 def test_corrupt_checkpoint_file_is_a_one_line_user_error(tmp_path, damaged):
     Trainer(ToyTask(), toy_config(max_steps=3), tmp_path, ToyDataset(), cpu=True).fit()
     path = ckpt.latest_checkpoint(tmp_path / "checkpoints") / damaged
@@ -280,6 +282,16 @@ def test_corrupt_checkpoint_file_is_a_one_line_user_error(tmp_path, damaged):
     with pytest.raises(AudioXError, match="cannot read checkpoint") as info:
         trainer.load_latest()
     assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+def test_checkpoint_from_before_per_process_task_state_still_loads(tmp_path):
+    """Older checkpoints keep the task's state in task.pt (no task/ folder)."""
+    Trainer(ToyTask(), toy_config(max_steps=3), tmp_path, ToyDataset(), cpu=True).fit()
+    path = ckpt.latest_checkpoint(tmp_path / "checkpoints")
+    shutil.rmtree(path / "task")
+    torch.save({"task": {}}, path / "task.pt")
+    trainer = Trainer(ToyTask(), toy_config(), tmp_path, ToyDataset(), progress=False, cpu=True)
+    assert trainer.load_latest() == path and trainer.step == 3
 
 
 # --------------------------------------------------------------------------- subprocesses

@@ -178,11 +178,10 @@ class RunState:
             self.schedulers[name].load_state_dict(state["scheduler"])
         extra = ckpt.load_object(path / "task.pt")
         task_state = path / "task" / f"rank-{acc.process_index}.pt"
-        # checkpoints written before task state went per process hold it in task.pt
-        if task_state.is_file() or "task" not in extra:
-            self.task.load_state_dict(ckpt.load_object(task_state))
-        else:
+        if not task_state.is_file() and "task" in extra:  # written before it went per process
             self.task.load_state_dict(extra["task"])
+        else:
+            self.task.load_state_dict(ckpt.load_object(task_state))
         if acc.scaler is not None and "scaler" in extra:
             acc.scaler.load_state_dict(extra["scaler"])
         self.step = int(manifest["step"])
