@@ -3,6 +3,7 @@ interruption, finished stages are skipped, and the exported student generates.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -47,6 +48,18 @@ def test_every_stage_runs_and_the_student_generates(finished):
     assert json.loads((out / "decoder.json").read_text())["codec"]["freeze_encoder"]
     assert set(json.loads((out / "stage_seconds.json").read_text())) == set(STAGES)
     assert json.loads((out / "recipe.json").read_text()) == to_dict(tiny_recipe())
+
+
+def test_a_second_student_records_its_config_beside_the_recipes(finished):
+    out = finished[0]
+    variant = tiny_recipe()
+    settings = dataclasses.replace(variant.distill.distill, gan_weight=0.5)
+    variant = dataclasses.replace(
+        variant, distill=dataclasses.replace(variant.distill, distill=settings)
+    )
+    Recipe(variant, out, student="distill_b").run(until="teacher", echo=lambda _: None)
+    assert json.loads((out / "recipe.json").read_text()) == to_dict(tiny_recipe())
+    assert json.loads((out / "recipe_distill_b.json").read_text()) == to_dict(variant)
 
 
 def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):

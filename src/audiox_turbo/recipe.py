@@ -3,7 +3,8 @@
 Each stage is one `audiox-turbo` command in a child process (the commands a user would type,
 so a stage's memory is freed when it ends), skipped when its output exists and resumed
 (`--resume`) when a previous run was interrupted. A recipe is one frozen `RecipeConfig`,
-written as `recipe.json` in the output folder; training curves go to `curves/<stage>.png`.
+written as `recipe.json` (`recipe_STUDENT.json` for another student) in the output folder;
+training curves go to `curves/<stage>.png`.
 """
 
 from __future__ import annotations
@@ -212,6 +213,11 @@ class Recipe:
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
 
+    def record_name(self) -> str:
+        """Where the config is recorded: `recipe.json` for the recipe's own student, else
+        `recipe_STUDENT.json`, so a variant's settings never overwrite the recipe's."""
+        return "recipe.json" if self.student == "distill" else f"recipe_{self.student}.json"
+
     def export_dir(self) -> Path:
         """The shippable student: its model folder with half-precision conditioning and
         denoiser, plus training.json once benchmarked."""
@@ -352,7 +358,7 @@ class Recipe:
         if until is not None and until not in STAGES:
             raise AudioXError(f"--until {until!r}: not one of {', '.join(STAGES)}")
         self.out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.path("recipe.json"), to_dict(self.config))
+        write_json_atomic(self.path(self.record_name()), to_dict(self.config))
         stages = self.stages()
         for i, stage in enumerate(stages, start=1):
             run = self.student if stage.name == "distill" else stage.name
