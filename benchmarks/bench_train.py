@@ -7,6 +7,12 @@ with 2 loader workers (one loader for all epochs, so workers start once). Prints
 merges its rows into `benchmarks/results/train.json`.
 
     python benchmarks/bench_train.py [--steps 6] [--presets tiny,demo] [--tasks codec,teacher]
+
+With `--latents DIR` (cached latent shards, e.g. a recipe's `runs/demo/latents`) it measures
+instead the `demo` teacher on them as the recipe trains it, twice: absent text/video attended
+as learned nulls in batches that mix video and no video, and hidden from attention with
+batches grouped by video (`attend_absent` false, `teacher.group_video`), the two alternating
+step by step in one process so that both see the same machine load.
 """
 
 from __future__ import annotations
@@ -119,13 +125,79 @@ def measure(kind: str, preset_name: str, steps: int) -> dict[str, float | int | 
     }
 
 
+def measure_latents(data: str, steps: int) -> list[dict[str, float | int | str]]:
+    """Step time of the recipe's `demo` teacher on cached latents, nulls attended vs skipped."""
+    import time
+
+    import torch
+
+    from audiox_turbo.cli.train import _latent_dataset
+    from audiox_turbo.config import from_dict, to_dict
+    from audiox_turbo.recipe import demo_recipe
+    from audiox_turbo.train.data_order import DataPosition, MicroBatches
+    from audiox_turbo.train.run_config import RunConfig
+    from audiox_turbo.train.task import StepContext
+    from audiox_turbo.train.teacher import TeacherTask
+
+    recipe = demo_recipe()
+    variants = {}
+    for name, skipped in (("nulls attended, mixed batches", False), ("skipped, grouped", True)):
+        denoiser = dataclasses.replace(recipe.model.denoiser, attend_absent=not skipped)
+        model = dataclasses.replace(recipe.model, denoiser=denoiser)
+        settings = to_dict(dataclasses.replace(recipe.teacher.teacher, group_video=skipped))
+        run = from_dict(RunConfig, {"train": to_dict(recipe.teacher.train), "teacher": settings})
+        dataset, collate = _latent_dataset(run, data, model)
+        batches = iter(MicroBatches(dataset, run.train, 0, 1, DataPosition(), collate))
+        torch.manual_seed(0)
+        task = TeacherTask(model, run.train, run.teacher)
+        flow = task.flow.train()
+        optimizer = torch.optim.AdamW(flow.parameters(), lr=1e-4)
+        generator = torch.Generator().manual_seed(0)
+        modules = {"flow": flow, "codec": task.codec}
+        ctx = StepContext(0, modules, generator, torch.device("cpu"), None)
+        variants[name] = (batches, task, optimizer, ctx, [])
+    for step in range(steps + 2):
+        for batches, task, optimizer, ctx, times in variants.values():
+            batch = next(batches)
+            start = time.perf_counter()
+            loss = task.training_step(batch, "flow", ctx)["loss"]
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step >= 2:
+                times.append(time.perf_counter() - start)
+    batch_size = recipe.teacher.train.batch_size
+    return [
+        {
+            "task": "teacher",
+            "preset": f"demo, cached latents: {name}",
+            "batch": batch_size,
+            "crop_s": recipe.teacher.train.crop_seconds,
+            "threads": torch.get_num_threads(),
+            "step_s": sum(times) / len(times),
+            "samples_per_s": batch_size * len(times) / sum(times),
+            "data_wait_fraction": None,
+            "peak_rss_mib": None,
+        }
+        for name, (*_, times) in variants.items()
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--presets", default="tiny,demo")
     parser.add_argument("--tasks", default="codec,teacher")
     parser.add_argument("--one", nargs=2, metavar=("TASK", "PRESET"), help=argparse.SUPPRESS)
+    parser.add_argument("--latents", help="cached latent shards: the demo teacher on them")
     args = parser.parse_args()
+    if args.latents:
+        rows = measure_latents(args.latents, args.steps)
+        for r in rows:
+            print(f"{r['preset']:45} {r['step_s']:.3f} s/step  {r['samples_per_s']:.1f} samples/s")
+        print(f"speed-up {rows[0]['step_s'] / rows[1]['step_s']:.2f}x")
+        write_rows(rows)
+        return
     if args.one:
         print(json.dumps(measure(args.one[0], args.one[1], args.steps)))
         return

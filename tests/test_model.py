@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
+import audiox_turbo.model.denoiser as denoiser_module
 from audiox_turbo.conditioning.conditioner import Conditions
 from audiox_turbo.conditioning.tokens import ModalityTokens
 from audiox_turbo.config import preset
@@ -187,3 +190,53 @@ def test_base_denoiser_parameter_count():
 
 
 BASE_DENOISER_PARAMS = 3_013_985_344
+
+
+def stream_lengths(denoiser: Denoiser) -> dict[str, list[int]]:
+    """Tokens entering the text and video streams, per forward (hooks on their input layers)."""
+    seen: dict[str, list[int]] = {"text": [], "video": []}
+    for name in seen:
+        layer = getattr(denoiser, f"{name}_in")
+        layer.register_forward_hook(lambda _m, args, _o, n=name: seen[n].append(args[0].shape[1]))
+    return seen
+
+
+def uncut(monkeypatch) -> None:
+    """Streams keep every token (the reference the cut ones must equal)."""
+    monkeypatch.setattr(denoiser_module, "attended_length", lambda mask: mask.shape[1])
+
+
+def test_streams_are_cut_after_the_last_attended_token(denoiser, tiny_config, monkeypatch):
+    cond = make_conditions(tiny_config, 2, 9, text_tokens=6).to("cpu", torch.float64)
+    cond.text.mask[0, 3:] = False
+    cond.text.mask[1, 2:] = False
+    x, t = torch.randn(2, 8, 9, dtype=torch.float64), torch.rand(2, dtype=torch.float64)
+    denoiser = denoiser.double()
+    seen = stream_lengths(denoiser)
+    cut = denoiser(x, t, cond)
+    assert seen == {"text": [3], "video": [3]}
+    uncut(monkeypatch)
+    torch.testing.assert_close(denoiser(x, t, cond), cut, atol=1e-12, rtol=1e-12)
+    assert seen == {"text": [3, 6], "video": [3, 3]}
+
+
+@pytest.mark.parametrize("attend_absent", [True, False])
+def test_absent_text_and_video_are_hidden_unless_attended(tiny_config, attend_absent, monkeypatch):
+    denoiser_config = dataclasses.replace(tiny_config.denoiser, attend_absent=attend_absent)
+    config = dataclasses.replace(tiny_config, denoiser=denoiser_config)
+    torch.manual_seed(0)
+    denoiser = randomize_(Denoiser(config), seed=1).double().eval()
+    cond = make_conditions(config, 2, 9).to("cpu", torch.float64)
+    cond.text.present[1] = False
+    cond.video.present[:] = False
+    x, t = torch.randn(2, 8, 9, dtype=torch.float64), torch.rand(2, dtype=torch.float64)
+    seen = stream_lengths(denoiser)
+    ref = denoiser(x, t, cond)
+    assert seen["video"] == [0 if not attend_absent else 3]
+    other = make_conditions(config, 2, 9, seed=5).to("cpu", torch.float64)
+    cond.text = ModalityTokens(other.text.tokens, cond.text.mask, cond.text.present)
+    changed = denoiser(x, t, cond)
+    moved = (changed[1] - ref[1]).abs().max()
+    assert (moved > 1e-3) if attend_absent else (moved == 0)
+    uncut(monkeypatch)
+    torch.testing.assert_close(denoiser(x, t, cond), changed, atol=1e-12, rtol=1e-12)

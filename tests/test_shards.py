@@ -19,6 +19,7 @@ from audiox_turbo.data.shards import (
     ShardDataset,
     ShardIndex,
     ShardStream,
+    grouped_by_video,
     resolve_shards,
     write_shards,
 )
@@ -108,6 +109,42 @@ def test_video_clips_repeat_with_draws_of_their_own(manifest: Path, shard_dir: P
 
     run = from_dict(RunConfig, {"model": "tiny", "teacher": {"video_repeats": 2}})
     with pytest.raises(AudioXError, match=r"manifest\.jsonl: teacher\.video_repeats needs shards"):
+        _generative_dataset(run, str(manifest), run.model_config())
+
+
+def test_grouped_by_video_yields_whole_runs_then_the_remainders() -> None:
+    flags = [True, False, False, True, False, True, True, False, True]
+    samples = [{"n": i, "video_present": v} for i, v in enumerate(flags)]
+    order = [s["n"] for s in grouped_by_video(samples, 2)]
+    assert order == [1, 2, 0, 3, 5, 6, 4, 7, 8]
+
+
+def test_group_video_makes_batches_all_with_or_all_without_video(
+    manifest: Path, shard_dir: Path
+) -> None:
+    from torch.utils.data import DataLoader
+
+    from audiox_turbo.cli.train import _generative_dataset
+    from audiox_turbo.config import from_dict
+    from audiox_turbo.train.run_config import RunConfig
+
+    def batches(group: bool) -> list[dict]:
+        settings = {"tasks": ["T2A", "V2A", "TV2A"], "group_video": group}
+        run = from_dict(
+            RunConfig, {"model": "tiny", "train": {"batch_size": 2}, "teacher": settings}
+        )
+        dataset, collate_fn = _generative_dataset(run, str(shard_dir), run.model_config())
+        return list(DataLoader(dataset, batch_size=2, collate_fn=collate_fn))
+
+    mixed, grouped = batches(False), batches(True)
+    ids = lambda bs: sorted(i for b in bs for i in b["id"])  # noqa: E731
+    assert ids(grouped) == ids(mixed) == [f"s{i}" for i in range(8)]
+    flags = [b["video_present"].tolist() for b in grouped]
+    assert any(f == [True, True] for f in flags) and any(f == [False, False] for f in flags)
+    assert sum(len(set(f)) > 1 for f in flags) <= 1  # only the remainders may mix
+    assert sum(len(set(b["video_present"].tolist())) > 1 for b in mixed) > 1
+    run = from_dict(RunConfig, {"model": "tiny", "teacher": {"group_video": True}})
+    with pytest.raises(AudioXError, match=r"manifest\.jsonl: teacher\.group_video needs shards"):
         _generative_dataset(run, str(manifest), run.model_config())
 
 

@@ -134,7 +134,12 @@ class ConditioningConfig:
 
 @dataclass(frozen=True)
 class DenoiserConfig:
-    """Native MMDiT denoiser."""
+    """Native MMDiT denoiser.
+
+    `attend_absent`: an absent (or dropped) text or video is its learned null, attended like
+    real tokens; False hides it from attention, so a batch without video or text skips that
+    stream (exact: trimming only removes tokens no sample attends to).
+    """
 
     dim: int = 1536
     depth: int = 24
@@ -144,6 +149,7 @@ class DenoiserConfig:
     text_dropout: float = 0.1
     video_dropout: float = 0.1
     audio_dropout: float = 0.1
+    attend_absent: bool = True
 
 
 @dataclass(frozen=True)
@@ -306,7 +312,8 @@ def _tiny() -> ModelConfig:
 def _demo() -> ModelConfig:
     """Sized for a 2-core CPU: the log-mel codec (80 bands, two frames per latent; no network,
     decodes 10 s in ~0.08 s on one thread), cached MiniLM text features, cached motion features
-    of 25 fps video (the world's frame rate, for audio-visual timing), a 192 × 6 MMDiT."""
+    of 25 fps video (the world's frame rate, for audio-visual timing), a 192 × 6 MMDiT that skips
+    absent text and video instead of attending to their nulls."""
     return ModelConfig(
         name="demo",
         codec=CodecConfig(
@@ -333,7 +340,7 @@ def _demo() -> ModelConfig:
             fusion_experts=8,
             fusion_layers=1,
         ),
-        denoiser=DenoiserConfig(dim=192, depth=6, heads=3),
+        denoiser=DenoiserConfig(dim=192, depth=6, heads=3, attend_absent=False),
         sampler=SamplerDefaults(kind="teacher", steps=50, cfg=3.0),
         max_duration=60.0,
     )

@@ -216,11 +216,19 @@ def _clip_dataset(run: RunConfig, data: str, video: bool) -> tuple[Any, Any]:
     if data.endswith(".jsonl"):
         if video and run.teacher.video_repeats > 1:
             raise AudioXError(f"{data}: teacher.video_repeats needs shards (`data shard`)")
+        if video and run.teacher.group_video:
+            raise AudioXError(f"{data}: teacher.group_video needs shards (`data shard`)")
         return ClipDataset(data, **common), collate
     from audiox_turbo.data.shards import ShardDataset
 
     repeats = run.teacher.video_repeats if video else 1
-    return ShardDataset(data, **common, video_repeats=repeats), collate
+    groups = _video_groups(run) if video else 0
+    return ShardDataset(data, **common, video_repeats=repeats, video_groups=groups), collate
+
+
+def _video_groups(run: RunConfig) -> int:
+    """Run length of the samples all with or all without video: one batch, or 0 (mixed)."""
+    return run.train.batch_size if run.teacher.group_video else 0
 
 
 def _latent_dataset(run: RunConfig, data: str, model_config: Any) -> tuple[Any, Any]:
@@ -234,6 +242,7 @@ def _latent_dataset(run: RunConfig, data: str, model_config: Any) -> tuple[Any, 
         seed=run.train.seed,
         tasks=list(run.teacher.tasks),
         video_repeats=run.teacher.video_repeats,
+        video_groups=_video_groups(run),
     )
     return dataset, collate
 

@@ -216,8 +216,11 @@ class LatentShardDataset(ShardStream):
         rank: int | None = None,
         world_size: int | None = None,
         video_repeats: int = 1,
+        video_groups: int = 0,
     ) -> None:
-        super().__init__(urls_or_dir, seed, shuffle, buffer_size, rank, world_size, video_repeats)
+        super().__init__(
+            urls_or_dir, seed, shuffle, buffer_size, rank, world_size, video_repeats, video_groups
+        )
         self.crop_frames = crop_frames
         self.random_crop = random_crop
         self.tasks = tuple(tasks) if tasks is not None else None

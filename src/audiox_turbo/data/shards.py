@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -353,6 +353,7 @@ class ShardStream(IterableDataset):
     dropped; `skipped` in the next sample counts the drops since the previous one, and
     `self.skipped` / `self.bad` hold this process's tally. A clip with a video is read
     `video_repeats` times per epoch, each copy with its own draws (task, caption, crop).
+    `video_groups` > 0 yields runs of that many samples all with or all without a video.
     """
 
     def __init__(
@@ -364,9 +365,12 @@ class ShardStream(IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         video_repeats: int = 1,
+        video_groups: int = 0,
     ) -> None:
         if video_repeats < 1:
             raise ValueError(f"video_repeats must be >= 1, got {video_repeats}")
+        if video_groups < 0:
+            raise ValueError(f"video_groups must be >= 0, got {video_groups}")
         self.urls = resolve_shards(urls_or_dir)
         self.seed = seed
         self.shuffle = shuffle
@@ -374,6 +378,7 @@ class ShardStream(IterableDataset):
         self.rank = rank
         self.world_size = world_size
         self.video_repeats = video_repeats
+        self.video_groups = video_groups
         self.epoch = 0
         self.skipped = 0
         self.bad: dict[str, str] = {}
@@ -418,6 +423,11 @@ class ShardStream(IterableDataset):
                 self._record_bad(url, str(e))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        samples = self.decoded_samples()
+        return grouped_by_video(samples, self.video_groups) if self.video_groups else samples
+
+    def decoded_samples(self) -> Iterator[dict[str, Any]]:
+        """This consumer's samples of the epoch in stream order (after the shuffle buffer)."""
         consumer = Consumer.current(self.rank, self.world_size)
         rng = np.random.default_rng((self.seed, self.epoch, consumer.id, consumer.count))
         size = self.buffer_size if self.shuffle else 0
@@ -439,6 +449,20 @@ class ShardStream(IterableDataset):
     def _record_bad(self, what: str, reason: str) -> None:
         self.bad[what] = reason
         self.skipped += 1
+
+
+def grouped_by_video(samples: Iterable[dict[str, Any]], size: int) -> Iterator[dict[str, Any]]:
+    """Samples in runs of `size` that all carry a video or all lack one (`video_present`), so
+    that batches of `size` are one or the other; the unfilled remainders come last."""
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    for sample in samples:
+        run = runs[bool(sample.get("video_present", False))]
+        run.append(sample)
+        if len(run) == size:
+            yield from run
+            run.clear()
+    for run in runs.values():
+        yield from run
 
 
 def record_from(members: Members) -> ClipRecord:
@@ -479,8 +503,11 @@ class ShardDataset(ShardStream):
         world_size: int | None = None,
         duration_tolerance: float = 0.1,
         video_repeats: int = 1,
+        video_groups: int = 0,
     ) -> None:
-        super().__init__(urls_or_dir, seed, shuffle, buffer_size, rank, world_size, video_repeats)
+        super().__init__(
+            urls_or_dir, seed, shuffle, buffer_size, rank, world_size, video_repeats, video_groups
+        )
         self.builder = ClipSampleBuilder(
             sample_rate,
             channels,

@@ -32,6 +32,14 @@ def video_frame_index(
     return (centre * fps).floor().long().clamp_(0, video_frames - 1)
 
 
+def attended_length(mask: torch.Tensor) -> int:
+    """Tokens up to and including the last position any sample attends to: (B, N) bool -> int."""
+    if mask.shape[1] == 0:
+        return 0
+    positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+    return int((positions * mask.any(0)).max())
+
+
 class Denoiser(nn.Module):
     """MMDiT over latent, text and video streams with adaLN-Zero modulation.
 
@@ -48,6 +56,7 @@ class Denoiser(nn.Module):
         self.latent_rate = config.codec.latent_rate
         self.video_fps = c.video_fps
         self.rope_theta = d.rope_theta
+        self.attend_absent = d.attend_absent
         self.head_dim = dim // d.heads
         self.latent_in = nn.Linear(2 * latent_dim + 1, dim)
         self.audio_in = nn.Linear(c.dim, dim)
@@ -84,6 +93,18 @@ class Denoiser(nn.Module):
         tables = [rope_angles(p.unsqueeze(0), freqs) for p in (latent_pos, text_pos, video_pos)]
         return [t[0] for t in tables], [t[1] for t in tables]
 
+    def attended(self, cond: Conditions) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(tokens, mask) of the text and video streams (absent ones hidden unless
+        `attend_absent`); on the CPU cut after the last token any sample attends to, which
+        never changes the result. Elsewhere uncut: reading the masks would sync the host, and
+        a CUDA graph cannot."""
+        streams = []
+        for m in (cond.text, cond.video):
+            mask = m.mask if self.attend_absent else m.mask & m.present[:, None]
+            n = attended_length(mask) if mask.device.type == "cpu" else mask.shape[1]
+            streams.append((m.tokens[:, :n], mask[:, :n]))
+        return streams
+
     def forward(
         self,
         x: torch.Tensor,
@@ -100,7 +121,7 @@ class Denoiser(nn.Module):
         dtype = self.latent_in.weight.dtype
         if t.dim() == 0:
             t = t.expand(b)
-        text, video = cond.text, cond.video
+        video = cond.video
         h = self.latent_in(torch.cat([x, cond.prompt], dim=1).transpose(1, 2).to(dtype))
         h = h + self.audio_in(cond.audio.tokens.to(dtype))
         global_c = self.time_embed(t) + self.pooled_in(cond.pooled.to(dtype))
@@ -108,13 +129,14 @@ class Denoiser(nn.Module):
             frames, self.latent_rate, video.tokens.shape[1], self.video_fps, x.device
         )
         frame_c = global_c.unsqueeze(1) + self.sync_in(video.tokens[:, on_screen].to(dtype))
-        cos, sin = self.rotary(frames, video.tokens.shape[1], text.tokens.shape[1], x.device)
+        (text_tokens, text_mask), (video_tokens, video_mask) = self.attended(cond)
+        cos, sin = self.rotary(frames, video_tokens.shape[1], text_tokens.shape[1], x.device)
         latent_mask = (
             torch.ones(b, frames, dtype=torch.bool, device=x.device) if x_mask is None else x_mask
         )
-        xs = [h, self.text_in(text.tokens.to(dtype)), self.video_in(video.tokens.to(dtype))]
+        xs = [h, self.text_in(text_tokens.to(dtype)), self.video_in(video_tokens.to(dtype))]
         conds = [frame_c, global_c, global_c]
-        masks = [latent_mask, text.mask, video.mask]
+        masks = [latent_mask, text_mask, video_mask]
         features = []
         for block in self.blocks:
             xs = block([Stream(*a) for a in zip(xs, conds, cos, sin, masks, strict=True)])

@@ -85,10 +85,13 @@ class CodecTrainingConfig:
 @dataclass(frozen=True)
 class TeacherTrainingConfig:
     """Flow-matching teacher: task mixture, codec source and validation prompts.
-    `video_repeats`: each clip with a video is read this many times per epoch (shards only)."""
+    `video_repeats`: each clip with a video is read this many times per epoch (shards only).
+    `group_video`: every batch all with or all without a video (shards only), so a denoiser
+    that skips absent streams (`attend_absent` false) runs most batches without the video's."""
 
     tasks: tuple[str, ...] = TASKS
     video_repeats: int = 1
+    group_video: bool = False
     codec_from: str | None = None
     init_from: str | None = None
     length_shift: bool = False
