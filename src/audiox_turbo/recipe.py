@@ -147,12 +147,11 @@ def demo_recipe() -> RecipeConfig:
     cosine = dict(schedule="cosine", ema_warmup=200)
     codec = _quick(batch_size=8, crop_seconds=2.0)
     teacher = _quick(**common, **cosine, batch_size=16, crop_seconds=2.0, lr=5e-4)
-    teacher = dataclasses.replace(teacher, max_steps=9000, warmup_steps=200, ema_decay=0.998)
+    teacher = dataclasses.replace(teacher, max_steps=6000, warmup_steps=200, ema_decay=0.998)
     distill = _quick(**common, batch_size=8, crop_seconds=2.0, lr=1e-4, max_steps=900)
     distill = dataclasses.replace(distill, checkpoint_every=150, ema_decay=0.99, ema_warmup=50)
     text_and_video = {
         "tasks": ("T2A", "T2M", "V2A", "V2M", "TV2A", "TV2M"),
-        "group_video": True,
         "validation_prompts": (),
     }
     return RecipeConfig(
