@@ -40,8 +40,15 @@ def test_every_stage_runs_and_the_student_generates(finished):
     assert student.config.sampler.method == "student" and student.trained
     audio = student(["a dog barks"], duration=0.5, seed=0).waveforms
     assert audio.shape[-1] == 8000 and float(abs(audio).max()) > 0
-    for run in ("codec", "decoder", "teacher", "distill"):
+    for run in ("codec", "decoder", "teacher", "finetune", "distill"):
         assert (out / "curves" / f"{run}.png").stat().st_size > 1000
+    # the fine-tune starts from the teacher, on its own crops; the student distils its result
+    finetune_run = json.loads((out / "finetune.json").read_text())
+    assert finetune_run["model"] == str(out / "teacher" / "model")
+    assert finetune_run["train"]["crop_seconds"] == 1.0
+    distill_run = json.loads((out / "distill.json").read_text())
+    assert distill_run["model"] == str(out / "finetune" / "model")
+    assert json.loads((out / "finetune" / "model" / "config.json").read_text())["trained"]
     # the teacher's codec is the refined decoder's, on the codec stage's (frozen) encoder
     teacher_run = json.loads((out / "teacher.json").read_text())
     assert teacher_run["teacher"]["codec_from"] == str(out / "decoder" / "model")
@@ -88,7 +95,7 @@ def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):
     lines = training_summary(export)
     assert lines[0] == "trained by: audiox-turbo recipe tiny (cpu)"
     assert lines[1].startswith("trained on: the embedded world, synthetic sources, 8 clips")
-    assert lines[2] == "steps: codec 2, decoder 2, teacher 2, student 2"
+    assert lines[2] == "steps: codec 2, decoder 2, teacher 2, finetune 2, student 2"
     assert any(line.startswith("world benchmark, student: class accuracy") for line in lines)
 
 
@@ -97,7 +104,7 @@ def test_finished_stages_are_skipped_and_an_interrupted_one_resumes(finished):
     done = [line.split()[1].rstrip(":") for line in lines if line.endswith(")")]
     assert done[:4] == ["world", "codec", "latents", "decoder"]
     assert (out / "codec" / "model" / "config.json").stat().st_mtime_ns == codec_time
-    assert any(line.startswith("[5/8] teacher: ") and line.endswith(" s") for line in lines)
+    assert any(line.startswith("[5/9] teacher: ") and line.endswith(" s") for line in lines)
     assert (out / "teacher" / "model" / "denoiser.safetensors").is_file()
     again: list[str] = []
     Recipe(tiny_recipe(), out).run(echo=again.append)

@@ -26,7 +26,17 @@ from audiox_turbo.errors import AudioXError
 from audiox_turbo.model_dir import TRAINING_FILE
 from audiox_turbo.train.run_config import RunConfig, TrainConfig
 
-STAGES = ("world", "codec", "latents", "decoder", "teacher", "distill", "export", "benchmark")
+STAGES = (
+    "world",
+    "codec",
+    "latents",
+    "decoder",
+    "teacher",
+    "finetune",
+    "distill",
+    "export",
+    "benchmark",
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,10 @@ class RecipeConfig:
     """Architecture (a preset or a model config) and the settings of every stage. `decoder`:
     more codec steps with the encoder frozen (`codec.freeze_encoder`), after the latents are
     cached — the latent space is fixed, so the teacher's codec gets a better decoder at no
-    cost to the cache; `decoder.train.max_steps` 0 skips the stage."""
+    cost to the cache; `decoder.train.max_steps` 0 skips the stage. `finetune`: more teacher
+    steps from the trained teacher, on longer crops (whole clips): the teacher learns cheaply
+    on short crops and is then taught the length it generates; the student distils the
+    fine-tuned teacher, and `finetune.train.max_steps` 0 skips the stage."""
 
     name: str = "custom"
     model: ModelConfig = field(default_factory=lambda: preset("tiny"))
@@ -65,6 +78,7 @@ class RecipeConfig:
     codec: RunConfig = field(default_factory=RunConfig)
     decoder: RunConfig = field(default_factory=lambda: RunConfig(train=TrainConfig(max_steps=0)))
     teacher: RunConfig = field(default_factory=RunConfig)
+    finetune: RunConfig = field(default_factory=lambda: RunConfig(train=TrainConfig(max_steps=0)))
     distill: RunConfig = field(default_factory=RunConfig)
     benchmark: BenchmarkSpec = field(default_factory=BenchmarkSpec)
 
@@ -83,6 +97,7 @@ def tiny_recipe() -> RecipeConfig:
         codec=RunConfig(train=train),
         decoder=RunConfig(train=train),
         teacher=RunConfig(train=train),
+        finetune=RunConfig(train=dataclasses.replace(train, crop_seconds=1.0)),
         distill=RunConfig(train=train),
         benchmark=BenchmarkSpec(clips_per_task=1, teacher_steps=2),
     )
@@ -148,7 +163,12 @@ def demo_recipe() -> RecipeConfig:
     codec = _quick(batch_size=8, crop_seconds=2.0)
     teacher = _quick(**common, **cosine, batch_size=16, crop_seconds=2.0, lr=5e-4)
     teacher = dataclasses.replace(teacher, max_steps=6000, warmup_steps=200, ema_decay=0.998)
-    distill = _quick(**common, batch_size=8, crop_seconds=2.0, lr=1e-4, max_steps=900)
+    # whole 5 s clips, from the trained teacher (docs/default_model.md: FD 172 -> 127)
+    finetune = dataclasses.replace(
+        teacher, crop_seconds=5.0, lr=2.5e-4, warmup_steps=100, max_steps=1800, ema_warmup=0
+    )
+    finetune = dataclasses.replace(finetune, seed=1)
+    distill = _quick(**common, batch_size=8, crop_seconds=5.0, lr=1e-4, max_steps=900)
     distill = dataclasses.replace(distill, checkpoint_every=150, ema_decay=0.99, ema_warmup=50)
     text_and_video = {
         "tasks": ("T2A", "T2M", "V2A", "V2M", "TV2A", "TV2M"),
@@ -162,6 +182,7 @@ def demo_recipe() -> RecipeConfig:
         ),
         codec=from_dict(RunConfig, {"train": to_dict(codec), "codec": {"statistics_clips": 1024}}),
         teacher=from_dict(RunConfig, {"train": to_dict(teacher), "teacher": text_and_video}),
+        finetune=from_dict(RunConfig, {"train": to_dict(finetune), "teacher": text_and_video}),
         # the GAN term at 5e-3, DMD2's order (docs/default_model.md: its measured run)
         distill=_distill_run(distill, text_and_video, gan_weight=5e-3),
         benchmark=BenchmarkSpec(
@@ -229,10 +250,12 @@ class Recipe:
         cpu = ("--cpu",) if self.device == "cpu" else ()
         world, latents = str(self.path("world")), str(self.path("latents"))
         train_clips, test_clips = f"{world}/train.jsonl", f"{world}/test.jsonl"
-        codec_model, teacher_model = (
+        codec_model, first_teacher = (
             str(self.path("codec", "model")),
             str(self.path("teacher", "model")),
         )
+        finetune = c.finetune.train.max_steps > 0
+        teacher_model = str(self.path("finetune", "model")) if finetune else first_teacher
         refine = c.decoder.train.max_steps > 0
         decoder_model = str(self.path("decoder", "model")) if refine else codec_model
         model_json = self._write("model.json", to_dict(c.model))
@@ -245,6 +268,7 @@ class Recipe:
         teacher_run = self._run_json(
             "teacher", dataclasses.replace(c.teacher, teacher=teacher_section), model_json
         )
+        finetune_run = self._run_json("finetune", c.finetune, first_teacher)
         distill_run = self._run_json(self.student, c.distill, teacher_model)
         make_world = tuple(
             (
@@ -331,6 +355,23 @@ class Recipe:
                     ),
                 ),
             ),
+            *(
+                [
+                    Stage(
+                        "finetune",
+                        self.path("finetune", "model", "config.json"),
+                        (
+                            (
+                                *("train", "teacher", "--config", finetune_run),
+                                *("--data", latents, "--out", str(self.path("finetune"))),
+                                *train,
+                            ),
+                        ),
+                    )
+                ]
+                if finetune
+                else []
+            ),
             Stage(
                 "distill",
                 self.path(self.student, "model", "config.json"),
@@ -373,7 +414,7 @@ class Recipe:
                     self._summarise()
                 self._record_time(run, time.perf_counter() - start)
                 echo(f"[{i}/{len(stages)}] {stage.name}: {time.perf_counter() - start:.0f} s")
-            if stage.name in ("codec", "decoder", "teacher", "distill"):
+            if stage.name in ("codec", "decoder", "teacher", "finetune", "distill"):
                 plot_curves(self.path(run, "logs", "metrics.jsonl"), self.path("curves"))
             if stage.name == until:
                 return
@@ -420,6 +461,7 @@ class Recipe:
                 ),
                 **({"decoder": c.decoder.train.max_steps} if c.decoder.train.max_steps else {}),
                 "teacher": c.teacher.train.max_steps,
+                **({"finetune": c.finetune.train.max_steps} if c.finetune.train.max_steps else {}),
                 "student": c.distill.train.max_steps,
             },
             "stage_seconds": json.loads(times_path.read_text()) if times_path.is_file() else {},
