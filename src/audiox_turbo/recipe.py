@@ -1,4 +1,5 @@
-"""A whole model from nothing: world → codec → latents → teacher → student → benchmark.
+"""A whole model from nothing: world → codec → latents → teacher (→ fine-tune) → student
+→ benchmark.
 
 Each stage is one `audiox-turbo` command in a child process (the commands a user would type,
 so a stage's memory is freed when it ends), skipped when its output exists and resumed

@@ -1,5 +1,6 @@
-"""`audiox-turbo recipe NAME|FILE --out DIR`: world → codec → latents → teacher → student →
-benchmark, each stage skipped when done and resumed when interrupted (`audiox_turbo.recipe`)."""
+"""`audiox-turbo recipe NAME|FILE --out DIR`: world → codec → latents → teacher (→ fine-tune)
+→ student → benchmark, each stage skipped when done and resumed when interrupted
+(`audiox_turbo.recipe`)."""
 
 from __future__ import annotations
 
