@@ -166,9 +166,8 @@ def demo_recipe() -> RecipeConfig:
     teacher = dataclasses.replace(teacher, max_steps=6000, warmup_steps=200, ema_decay=0.998)
     # whole 5 s clips, from the trained teacher (docs/default_model.md: FD 172 -> 127)
     finetune = dataclasses.replace(
-        teacher, crop_seconds=5.0, lr=2.5e-4, warmup_steps=100, max_steps=1800, ema_warmup=0
+        teacher, crop_seconds=5.0, lr=2.5e-4, warmup_steps=100, max_steps=1800, ema_warmup=0, seed=1
     )
-    finetune = dataclasses.replace(finetune, seed=1)
     distill = _quick(**common, batch_size=8, crop_seconds=5.0, lr=1e-4, max_steps=900)
     distill = dataclasses.replace(distill, checkpoint_every=150, ema_decay=0.99, ema_warmup=50)
     text_and_video = {
