@@ -85,9 +85,10 @@ def build(cache: Path, config: Any, tag: str) -> dict[str, Path]:
 
     student = student_folder(tag)
     Recipe(config, cache, student=student).run(until="distill")
+    teacher = "finetune" if config.finetune.train.max_steps > 0 else "teacher"
     return {
         "world": cache / "world",
-        "teacher": cache / "teacher/model",
+        "teacher": cache / teacher / "model",
         "student": cache / student / "model",
     }
 
@@ -370,6 +371,7 @@ def main() -> None:
         "tag": args.tag,
         "judge": shipped_judge_id(),
         "teacher_train_steps": config.teacher.train.max_steps,
+        "finetune_steps": config.finetune.train.max_steps,
         "distill_steps": config.distill.train.max_steps,
         "distill_batch": config.distill.train.batch_size,
         "distill_settings": to_dict(config.distill.distill),
