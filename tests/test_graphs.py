@@ -88,7 +88,7 @@ def test_map_tensors_round_trips_dataclasses_and_signature_sees_every_difference
     assert torch.equal(doubled.text.tokens, 2 * cond.text.tokens)
     assert torch.equal(doubled.video.mask, cond.video.mask)
     leaves = tensors_of(cond)
-    assert len(leaves) == 3 * 3 + 2 and leaves[0] is cond.text.tokens
+    assert len(leaves) == 3 * 3 + 3 and leaves[0] is cond.text.tokens  # pooled, prompt, beat
     base = signature(((torch.zeros(1, 3), cond), {"scale": 1.0}))
     assert base == signature(((torch.ones(1, 3), cond), {"scale": 1.0}))
     assert base != signature(((torch.zeros(2, 3), cond), {"scale": 1.0}))

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import audiox_turbo.model.denoiser as denoiser_module
+from audiox_turbo.conditioning.beat import BEAT_FEATURES
 from audiox_turbo.conditioning.conditioner import Conditions
 from audiox_turbo.conditioning.tokens import ModalityTokens
 from audiox_turbo.config import preset
@@ -37,6 +38,7 @@ def make_conditions(
         audio=stream(frames),
         pooled=torch.randn(b, dim, generator=g),
         prompt=torch.randn(b, latent_dim + 1, frames, generator=g),
+        beat=torch.randn(b, frames, BEAT_FEATURES, generator=g),
     )
 
 
@@ -162,6 +164,7 @@ def first_item(cond: Conditions) -> Conditions:
         audio=cut(cond.audio),
         pooled=cond.pooled[:1],
         prompt=cond.prompt[:1],
+        beat=cond.beat[:1],
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from audiox_turbo.conditioning.beat import BEAT_FEATURES
 from audiox_turbo.conditioning.conditioner import Conditions, condition_dropout
 from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.conditioning.tokens import ModalityTokens
@@ -141,7 +142,8 @@ def toy_conditions(pooled: Tensor, frames: int) -> Conditions:
         )
 
     prompt = pooled.new_zeros(b, TOY_CONFIG.codec.latent_dim + 1, frames)
-    return Conditions(absent(), absent(), absent(), pooled, prompt)
+    beat = pooled.new_zeros(b, frames, BEAT_FEATURES)
+    return Conditions(absent(), absent(), absent(), pooled, prompt, beat)
 
 
 class ToyConditioner(nn.Module):

@@ -112,7 +112,11 @@ class CodecConfig:
 
 @dataclass(frozen=True)
 class ConditioningConfig:
-    """Text, video and audio-prompt conditioners and the fusion module."""
+    """Text, video and audio-prompt conditioners and the fusion module.
+
+    `beat_grid`: a tempo the text states conditions every latent frame with its beat phase
+    (`conditioning/beat.py`), as the video's sync features do.
+    """
 
     dim: int = 768
     text_encoder: str = "minilm"
@@ -130,6 +134,7 @@ class ConditioningConfig:
     heads: int = 8
     fusion_experts: int = 16
     fusion_layers: int = 2
+    beat_grid: bool = False
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def teacher(
         run.teacher,
         codec=codec_model,
         conditioner=start.conditioner if start is not None else None,
-        denoiser=start.denoiser if start is not None else None,
+        denoiser=_start_denoiser(start, model_config, init) if start is not None else None,
         validation_batch=_validation_batch(dataset, collate, run.teacher.validation_batch),
         seed=run.train.seed,
     )
@@ -181,6 +181,19 @@ def _fit_run(
 
 def _is_model_dir(path: str | None) -> bool:
     return path is not None and (Path(path) / "config.json").is_file()
+
+
+def _start_denoiser(start: Any, model_config: Any, init: str) -> Any:
+    """The starting model's denoiser, grown by the zero-initialised modules `model_config` adds
+    (the beat grid); a one-line error when the architectures differ otherwise."""
+    from audiox_turbo.model.denoiser import carry_weights
+
+    if start.config.conditioning.beat_grid == model_config.conditioning.beat_grid:
+        return start.denoiser
+    try:
+        return carry_weights(start.denoiser, model_config)
+    except ValueError as e:
+        raise AudioXError(f"teacher.init_from {init}: {e}") from None
 
 
 def _pretrained(path: str) -> Any:

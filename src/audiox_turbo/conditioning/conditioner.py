@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from audiox_turbo.conditioning.audio import AudioPromptConditioner
+from audiox_turbo.conditioning.beat import FIRST_BEAT_S, beat_grid, prompt_tempos
 from audiox_turbo.conditioning.fusion import MultimodalAdaptiveFusion
 from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.conditioning.text import TextConditioner
@@ -23,7 +24,8 @@ class Conditions:
 
     text (B, text_max_tokens, dim); video (B, Nv, dim), one token per frame; audio (B, T, dim),
     one token per latent frame; pooled (B, dim) from MAF; prompt (B, latent_dim + 1, T) =
-    cat[audio-prompt latents * keep, keep], zeros when absent.
+    cat[audio-prompt latents * keep, keep], zeros when absent; beat (B, T, BEAT_FEATURES),
+    the beat grid of the tempo the text states (zeros when none, or no text).
     """
 
     text: ModalityTokens
@@ -31,6 +33,7 @@ class Conditions:
     audio: ModalityTokens
     pooled: torch.Tensor
     prompt: torch.Tensor
+    beat: torch.Tensor
 
     @property
     def batch_size(self) -> int:
@@ -45,6 +48,7 @@ class Conditions:
             ModalityTokens.cat_batch([c.audio for c in items]),
             torch.cat([c.pooled for c in items]),
             torch.cat([c.prompt for c in items]),
+            torch.cat([c.beat for c in items]),
         )
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Conditions:
@@ -55,6 +59,7 @@ class Conditions:
             self.audio.to(device, dtype),
             self.pooled.to(device=device, dtype=dtype or self.pooled.dtype),
             self.prompt.to(device=device, dtype=dtype or self.prompt.dtype),
+            self.beat.to(device=device, dtype=dtype or self.beat.dtype),
         )
 
     def repeat(self, n: int) -> Conditions:
@@ -73,11 +78,12 @@ class Conditions:
             tokens(self.audio),
             self.pooled.repeat_interleave(n, 0),
             self.prompt.repeat_interleave(n, 0),
+            self.beat.repeat_interleave(n, 0),
         )
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """A flat name -> tensor dict (for checkpoints); `from_tensors` inverts it."""
-        flat = {"pooled": self.pooled, "prompt": self.prompt}
+        flat = {"pooled": self.pooled, "prompt": self.prompt, "beat": self.beat}
         for name in MODALITIES:
             m: ModalityTokens = getattr(self, name)
             flat |= {
@@ -96,7 +102,7 @@ class Conditions:
             )
             for name in MODALITIES
         }
-        return Conditions(**tokens, pooled=flat["pooled"], prompt=flat["prompt"])
+        return Conditions(**tokens, pooled=flat["pooled"], prompt=flat["prompt"], beat=flat["beat"])
 
 
 MODALITIES = ("text", "video", "audio")
@@ -181,7 +187,12 @@ class Conditioner(nn.Module):
         streams, pooled = self.fusion(
             {"text": text_tokens, "video": video_tokens, "audio": audio_tokens}
         )
-        return Conditions(streams["text"], streams["video"], streams["audio"], pooled, prompt)
+        first = inputs.first_beat
+        if first is None:
+            first = torch.full((batch_size,), FIRST_BEAT_S, dtype=torch.float64)
+        tempo = prompt_tempos(inputs.text, text_tokens.present, batch_size)
+        beat = beat_grid(tempo, first.cpu(), frames, self.config.codec.latent_rate).to(device)
+        return Conditions(streams["text"], streams["video"], streams["audio"], pooled, prompt, beat)
 
     def unconditional(self, batch_size: int, frames: int, duration: float) -> Conditions:
         """Every modality absent (learned nulls): the CFG unconditional branch."""

@@ -27,6 +27,8 @@ class ConditionInputs:
     audio: codec latents `audio_latents` (B, latent_dim, T) aligned with the output, `audio_keep`
     (B, 1, T) 1 where the prompt is kept (inpaint/continue), `audio_present` (B,) bool and
     `audio_reference` (B,) bool for a whole-clip style reference (audio mode "reference").
+    first_beat: (B,) seconds from the output's start to the first beat of a tempo the text
+    states (`conditioning.beat`; default `FIRST_BEAT_S`).
     """
 
     batch_size: int
@@ -41,6 +43,7 @@ class ConditionInputs:
     audio_keep: Tensor | None = None
     audio_present: Tensor | None = None
     audio_reference: Tensor | None = None
+    first_beat: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.video is not None and self.video_features is not None:

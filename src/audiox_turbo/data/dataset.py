@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from audiox_turbo.conditioning.beat import clip_first_beat
 from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.data.manifest import TASKS, ClipRecord, manifest_root, read_manifest
 from audiox_turbo.errors import AudioXError, MediaError
@@ -245,6 +246,7 @@ class ClipSampleBuilder:
             "prompt_mask": prompt_mask(task, length, valid, rng),
             "audio_prompt_present": task in AUDIO_PROMPT_TASKS,
             "crop_start": start,
+            "first_beat": clip_first_beat(record.labels, start),
         }
         if self.video_fps is not None and self.video_size is not None:
             sample.update(self._video(record, video, task, start, seconds))
@@ -375,6 +377,7 @@ def condition_inputs(batch: dict[str, Any]) -> ConditionInputs:
         video_features=batch.get("video_features"),
         video_mask=batch.get("video_mask", batch.get("video_feature_mask")),
         video_present=batch.get("video_present"),
+        first_beat=batch.get("first_beat"),
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from audiox_turbo.conditioning.beat import clip_first_beat
 from audiox_turbo.data.dataset import (
     AUDIO_PROMPT_TASKS,
     TEXT_TASKS,
@@ -254,6 +255,7 @@ class LatentShardDataset(ShardStream):
             "prompt_mask": prompt_mask(task, length, valid, rng),
             "audio_prompt_present": task in AUDIO_PROMPT_TASKS,
             "crop_start": start / latent_rate,
+            "first_beat": clip_first_beat(record.labels, start / latent_rate),
         }
         if "text.npy" in members:
             features = npy_tensor(members["text.npy"]).float()

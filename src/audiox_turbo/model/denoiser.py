@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from audiox_turbo.conditioning.beat import BEAT_FEATURES
 from audiox_turbo.config import ModelConfig
 from audiox_turbo.model.layers import (
     AdaLNModulation,
@@ -67,6 +68,11 @@ class Denoiser(nn.Module):
         self.sync_in = nn.Linear(c.dim, dim)
         nn.init.zeros_(self.sync_in.weight)
         nn.init.zeros_(self.sync_in.bias)
+        self.beat_in = None
+        if c.beat_grid:
+            self.beat_in = nn.Linear(BEAT_FEATURES, dim)
+            nn.init.zeros_(self.beat_in.weight)
+            nn.init.zeros_(self.beat_in.bias)
         self.blocks = nn.ModuleList(
             JointBlock(dim, d.heads, 3, d.mlp_ratio, context_pre_only=i == d.depth - 1)
             for i in range(d.depth)
@@ -129,6 +135,8 @@ class Denoiser(nn.Module):
             frames, self.latent_rate, video.tokens.shape[1], self.video_fps, x.device
         )
         frame_c = global_c.unsqueeze(1) + self.sync_in(video.tokens[:, on_screen].to(dtype))
+        if self.beat_in is not None:
+            frame_c = frame_c + self.beat_in(cond.beat.to(dtype))
         (text_tokens, text_mask), (video_tokens, video_mask) = self.attended(cond)
         cos, sin = self.rotary(frames, video_tokens.shape[1], text_tokens.shape[1], x.device)
         latent_mask = (
@@ -144,3 +152,24 @@ class Denoiser(nn.Module):
         shift, scale = self.final_modulation(frame_c)
         v = self.out(modulate(self.final_norm(xs[0]), shift, scale)).transpose(1, 2).float()
         return (v, features) if return_features else v
+
+
+NEW_ZERO_MODULES = ("beat_in.",)
+"""Zero-initialised modules a config may add to a trained denoiser without changing it."""
+
+
+def carry_weights(source: Denoiser, config: ModelConfig) -> Denoiser:
+    """A denoiser of `config` with `source`'s weights; only modules of `NEW_ZERO_MODULES`
+    may be new (they start at zero, so the output is unchanged). ValueError otherwise."""
+    target = Denoiser(config).to(next(source.parameters()).dtype)
+    have, want = source.state_dict(), target.state_dict()
+    missing = [k for k in want if k not in have and not k.startswith(NEW_ZERO_MODULES)]
+    unexpected = [k for k in have if k not in want]
+    resized = [k for k in have if k in want and have[k].shape != want[k].shape]
+    if missing or unexpected or resized:
+        raise ValueError(
+            f"the trained denoiser does not fit the new architecture: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}, resized {resized[:3]}"
+        )
+    target.load_state_dict(have, strict=False)
+    return target
