@@ -69,3 +69,35 @@ def test_a_broken_model_config_file_is_a_one_line_error(tmp_path):
         RunConfig(model=str(tmp_path / "bad.json")).model_config()
     with pytest.raises(AudioXError, match="not a model directory, nor a config file"):
         RunConfig(model=str(tmp_path / "missing.json")).model_config()
+
+
+def test_teacher_grows_a_trained_teacher_by_the_beat_grid(tmp_path, clips):
+    """`init_from` a teacher without the beat grid, under a config with it: every trained weight
+    carries over, the grid's read starts at zero and trains; other changes are refused."""
+    from audiox_turbo.pipeline import AudioXTurbo
+
+    start = tmp_path / "start"
+    AudioXTurbo.from_preset("tiny").save_pretrained(start)
+    tiny = preset("tiny")
+    grown = dataclasses.replace(
+        tiny, conditioning=dataclasses.replace(tiny.conditioning, beat_grid=True)
+    )
+    (tmp_path / "grown_model.json").write_text(json.dumps(to_dict(grown)))
+    config = run_file(tmp_path, "grow", str(tmp_path / "grown_model.json"), init_from=str(start))
+    runner = CliRunner()
+    args = ["teacher", "--config", config, "--data", str(clips), "--out", str(tmp_path / "t")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    exported = tmp_path / "t" / "model"
+    assert json.loads((exported / "config.json").read_text())["conditioning"]["beat_grid"]
+    before = read_safetensors(start / "denoiser.safetensors")
+    after = read_safetensors(exported / "denoiser.safetensors")
+    assert set(after) == set(before) | {"beat_in.weight", "beat_in.bias"}
+
+    deeper = dataclasses.replace(grown, denoiser=dataclasses.replace(tiny.denoiser, depth=3))
+    (tmp_path / "deeper_model.json").write_text(json.dumps(to_dict(deeper)))
+    config = run_file(tmp_path, "deeper", str(tmp_path / "deeper_model.json"), init_from=str(start))
+    args = ["teacher", "--config", config, "--data", str(clips), "--out", str(tmp_path / "x")]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, AudioXError)
+    assert "init_from" in str(result.exception) and "does not fit" in str(result.exception)
