@@ -90,10 +90,15 @@ def _quick(**train: Any) -> TrainConfig:
 
 
 def tiny_recipe() -> RecipeConfig:
-    """Every stage at toy size (seconds on a CPU): what the tests run end to end."""
+    """Every stage at toy size (seconds on a CPU): what the tests run end to end; its model
+    reads the beat grid (`conditioning/beat.py`), so the chain runs with it too."""
     train = _quick(batch_size=2, crop_seconds=0.5, max_steps=2, log_every=1, ema_warmup=0)
+    tiny = preset("tiny")
     return RecipeConfig(
         name="tiny",
+        model=dataclasses.replace(
+            tiny, conditioning=dataclasses.replace(tiny.conditioning, beat_grid=True)
+        ),
         world=WorldSpec(train_clips=8, test_clips=8, duration=1.0, sources="synthetic"),
         codec=RunConfig(train=train),
         decoder=RunConfig(train=train),
