@@ -119,6 +119,9 @@ def test_conditioner_grids_only_kept_texts_that_state_a_tempo():
     with torch.no_grad():
         cond = dropped(ConditionInputs(4, text=texts, first_beat=first), frames, 2.0, drop=True)
     assert (cond.beat == 0).all()  # a dropped text takes its tempo with it
+    with torch.no_grad():
+        plain = Conditioner(TINY)(ConditionInputs(4, text=texts, first_beat=first), frames, 2.0)
+    assert (plain.beat == 0).all()  # a model without the grid gets none
     both = type(cond).cat([cond, uncond]).repeat(2)
     assert both.beat.shape == (16, frames, 4)
 

@@ -184,8 +184,8 @@ def _is_model_dir(path: str | None) -> bool:
 
 
 def _start_denoiser(start: Any, model_config: Any, init: str) -> Any:
-    """The starting model's denoiser, grown by the zero-initialised modules `model_config` adds
-    (the beat grid); a one-line error when the architectures differ otherwise."""
+    """The starting model's denoiser; where `model_config` adds the beat grid, grown by its
+    zero-initialised read (a one-line error if anything else differs)."""
     from audiox_turbo.model.denoiser import carry_weights
 
     if start.config.conditioning.beat_grid == model_config.conditioning.beat_grid:

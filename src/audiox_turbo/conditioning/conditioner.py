@@ -25,7 +25,7 @@ class Conditions:
     text (B, text_max_tokens, dim); video (B, Nv, dim), one token per frame; audio (B, T, dim),
     one token per latent frame; pooled (B, dim) from MAF; prompt (B, latent_dim + 1, T) =
     cat[audio-prompt latents * keep, keep], zeros when absent; beat (B, T, BEAT_FEATURES),
-    the beat grid of the tempo the text states (zeros when none, or no text).
+    the beat grid of the tempo the text states (zeros when none, no text, or no `beat_grid`).
     """
 
     text: ModalityTokens
@@ -190,7 +190,9 @@ class Conditioner(nn.Module):
         first = inputs.first_beat
         if first is None:
             first = torch.full((batch_size,), FIRST_BEAT_S, dtype=torch.float64)
-        tempo = prompt_tempos(inputs.text, text_tokens.present, batch_size)
+        tempo = torch.zeros(batch_size, dtype=torch.float64)
+        if self.config.conditioning.beat_grid:
+            tempo = prompt_tempos(inputs.text, text_tokens.present, batch_size)
         beat = beat_grid(tempo, first.cpu(), frames, self.config.codec.latent_rate).to(device)
         return Conditions(streams["text"], streams["video"], streams["audio"], pooled, prompt, beat)
 
