@@ -122,6 +122,8 @@ def test_conditioner_grids_only_kept_texts_that_state_a_tempo():
     with torch.no_grad():
         plain = Conditioner(TINY)(ConditionInputs(4, text=texts, first_beat=first), frames, 2.0)
     assert (plain.beat == 0).all()  # a model without the grid gets none
+    flat = {k: v for k, v in cond.tensors().items() if k != "beat"}  # an older checkpoint
+    assert (type(cond).from_tensors(flat).beat == torch.zeros(4, frames, 4)).all()
     both = type(cond).cat([cond, uncond]).repeat(2)
     assert both.beat.shape == (16, frames, 4)
 

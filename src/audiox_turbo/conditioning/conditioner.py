@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from audiox_turbo.conditioning.audio import AudioPromptConditioner
-from audiox_turbo.conditioning.beat import FIRST_BEAT_S, beat_grid, prompt_tempos
+from audiox_turbo.conditioning.beat import BEAT_FEATURES, FIRST_BEAT_S, beat_grid, prompt_tempos
 from audiox_turbo.conditioning.fusion import MultimodalAdaptiveFusion
 from audiox_turbo.conditioning.inputs import ConditionInputs
 from audiox_turbo.conditioning.text import TextConditioner
@@ -102,7 +102,11 @@ class Conditions:
             )
             for name in MODALITIES
         }
-        return Conditions(**tokens, pooled=flat["pooled"], prompt=flat["prompt"], beat=flat["beat"])
+        prompt = flat["prompt"]
+        beat = flat.get("beat")  # absent from checkpoints written before the beat grid
+        if beat is None:
+            beat = prompt.new_zeros(prompt.shape[0], prompt.shape[-1], BEAT_FEATURES)
+        return Conditions(**tokens, pooled=flat["pooled"], prompt=prompt, beat=beat)
 
 
 MODALITIES = ("text", "video", "audio")

@@ -132,8 +132,8 @@ class DistillConfig:
     regression_weight: float = 0.0
     regression_pool: int = 32
     """Teacher ODE pairs (DMD's regression anchor) are made on the first `regression_pool`
-    generator batches and then reused, as DMD precomputes its pairs (not saved: a resumed run
-    makes new ones)."""
+    generator batches and then reused, as DMD precomputes its pairs (saved in checkpoints: a
+    resumed run reuses them)."""
     regression_trajectory: bool = False
     """Anchor every student step, not only the first: the student at t_k, given the teacher
     ODE's state at t_k, regresses the ODE's endpoint (the map from x_t to a sample that the
