@@ -76,3 +76,20 @@ def test_a_world_video_alone_gets_its_sound_at_its_events(shipped, tmp_path) -> 
     assert judge.net.config.classes[heard] == "sfx:beeps"
     onsets = detect_onsets(audio.numpy(), out.sample_rate)
     assert onset_error(onsets, record.labels["event_times"]) < 0.1
+
+
+def test_a_tempo_the_prompt_states_is_kept(shipped) -> None:
+    """The beat grid: drum patterns asked at 80–140 BPM come out at the asked tempo, mean error
+    2.6 % (84.4, 103.1, 120.3, 142.4); with the grid zeroed 13 % (100 and 120 BPM come out
+    at 83 and 84)."""
+    from audiox_turbo.data.world.measure import estimate_tempo
+
+    tempos = (80, 100, 120, 140)
+    texts = [f"A drum pattern played on an acoustic kit at {bpm} BPM." for bpm in tempos]
+    with torch.inference_mode():
+        out = shipped(texts, duration=5.0, seed=0)
+    errors = []
+    for bpm, wave in zip(tempos, out.waveforms, strict=True):
+        measured = estimate_tempo(wave[0].numpy(), out.sample_rate)
+        errors.append(1.0 if measured is None else abs(measured - bpm) / bpm)
+    assert sum(errors) / len(errors) <= 0.04, errors

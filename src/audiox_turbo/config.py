@@ -317,7 +317,8 @@ def _tiny() -> ModelConfig:
 def _demo() -> ModelConfig:
     """Sized for a 2-core CPU: the log-mel codec (80 bands, two frames per latent; no network,
     decodes 10 s in ~0.08 s on one thread), cached MiniLM text features, cached motion features
-    of 25 fps video (the world's frame rate, for audio-visual timing), a 192 × 6 MMDiT."""
+    of 25 fps video (the world's frame rate, for audio-visual timing), the beat grid of a tempo
+    the prompt states (`conditioning/beat.py`), a 192 × 6 MMDiT."""
     return ModelConfig(
         name="demo",
         codec=CodecConfig(
@@ -343,6 +344,7 @@ def _demo() -> ModelConfig:
             heads=3,
             fusion_experts=8,
             fusion_layers=1,
+            beat_grid=True,
         ),
         denoiser=DenoiserConfig(dim=192, depth=6, heads=3),
         sampler=SamplerDefaults(kind="teacher", steps=50, cfg=3.0),
