@@ -193,6 +193,17 @@ def test_benchmark_world_runs_every_task_on_tiny(app, judge_dir, tmp_path) -> No
     assert result.exit_code == 0, result.output
     report = json.loads((out / "world_benchmark.json").read_text())
     assert (report["method"], report["steps"], report["cfg"]) == ("euler", 1, 2.0)
+    clips = [json.loads(line) for line in (out / "world_clips.jsonl").read_text().splitlines()]
+    assert [c["seed"] for c in clips] == list(range(len(TASKS)))
+    assert [c["task"] for c in clips] == list(TASKS)
+    for c in clips:
+        assert c["class_correct"] == (c["predicted_class"] == c["expected_class"])
+        assert c["reference_class"] and c["expected_class"].split(":")[0] in (
+            "sfx",
+            "music",
+            "speech",
+        )
+        assert (c["onset_error"] is None) == (c["task"] not in ("V2A", "V2M", "TV2A", "TV2M"))
     defaults = ["benchmark", "world", "--model", "tiny", "--clips", "1", "--method", "student"]
     defaults += ["--duration", "1", "--judge", judge_dir, "--out", out, "--device", "cpu"]
     assert _invoke(app, defaults).exit_code == 0

@@ -95,8 +95,60 @@ def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):
     lines = training_summary(export)
     assert lines[0] == "trained by: audiox-turbo recipe tiny (cpu)"
     assert lines[1].startswith("trained on: the embedded world, synthetic sources, 8 clips")
-    assert lines[2] == "steps: codec 2, decoder 2, teacher 2, finetune 2, student 2"
+    chosen = json.loads((out / "select" / "choice.json").read_text())["step"]
+    assert lines[2] == f"steps: codec 2, decoder 2, teacher 2, finetune 2, student {chosen}"
     assert any(line.startswith("world benchmark, student: class accuracy") for line in lines)
+
+
+def test_the_export_is_the_student_with_the_lowest_validation_fd(finished):
+    """Both distillation steps were scored on the validation split; the export holds the
+    weights of the one with the lower FD, and training.json records the choice."""
+    from audiox_turbo.model_dir import load_native_components
+
+    out = finished[0]
+    assert (out / "world" / "val.jsonl").is_file()
+    choice = json.loads((out / "select" / "choice.json").read_text())
+    fd = {int(step): value for step, value in choice["fd"].items()}
+    assert set(fd) == {1, 2} and choice["step"] == min(fd, key=lambda s: (fd[s], -s))
+    for step in fd:
+        report = json.loads(
+            (out / "select" / f"step-{step:08d}" / "world_benchmark.json").read_text()
+        )
+        assert report["method"] == "student"
+    chosen = out / "distill" / ("model" if choice["step"] == 2 else "exports/step-00000001")
+    _, exported = load_native_components(out / "distill" / "export")
+    _, original = load_native_components(chosen)
+    for (key, a), b in zip(
+        exported["denoiser"].state_dict().items(),
+        original["denoiser"].state_dict().values(),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=key)
+    training = json.loads((out / "distill" / "export" / "training.json").read_text())
+    assert training["selection"] == choice and training["steps"]["student"] == choice["step"]
+
+
+def test_the_choice_is_the_lowest_validation_fd_and_the_later_step_on_a_tie(tmp_path):
+    """The rule alone, on scored candidates (a scored candidate is not generated again)."""
+    config = dataclasses.replace(
+        tiny_recipe(),
+        distill=dataclasses.replace(
+            tiny_recipe().distill,
+            train=dataclasses.replace(tiny_recipe().distill.train, max_steps=40, export_every=10),
+        ),
+        selection=dataclasses.replace(tiny_recipe().selection, from_step=20),
+    )
+    r = Recipe(config, tmp_path)
+    fds = {10: 1.0, 20: 7.0, 30: 5.0, 40: 5.0}
+    for step, fd in fds.items():
+        model = r.path("distill", "model" if step == 40 else f"exports/step-{step:08d}")
+        model.mkdir(parents=True)
+        report = r.path("select", f"step-{step:08d}", "world_benchmark.json")
+        report.parent.mkdir(parents=True)
+        report.write_text(json.dumps({"rows": [{"task": "all", "fd": fd}]}))
+    assert sorted(r.candidates()) == [20, 30, 40]  # step 10 is before `from_step`
+    assert r._choose_student() == r.path("distill", "model")
+    assert json.loads(r.path("select", "choice.json").read_text())["step"] == 40
 
 
 def test_finished_stages_are_skipped_and_an_interrupted_one_resumes(finished):

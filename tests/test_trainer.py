@@ -172,6 +172,36 @@ def test_run_layout_export_and_keep_last_k(tmp_path):
     assert any(p.name.startswith("events.out.tfevents") for p in (run / "logs").iterdir())
 
 
+def test_intermediate_exports_are_the_ema_model_of_their_step(tmp_path):
+    """`export_every` writes exports/step-N/ with what a run stopped at N exports (a constant
+    learning rate, so that the two runs agree up to N), and does not change the run: its final
+    export equals one of a run without intermediate exports."""
+
+    def run(name: str, max_steps: int = 10, export_every: int = 0) -> Path:
+        config = toy_config(
+            max_steps=max_steps, checkpoint_every=0, export_every=export_every, schedule="constant"
+        )
+        Trainer(SplitToyTask(), config, tmp_path / name, ToyDataset(), cpu=True).fit()
+        return tmp_path / name
+
+    def exported(path: Path) -> dict[str, torch.Tensor]:
+        return ckpt.load_tensors(path / "export.safetensors")
+
+    every = run("every", export_every=4)
+    assert sorted(p.name for p in (every / "exports").iterdir()) == [
+        "step-00000004",
+        "step-00000008",
+    ]
+    pairs = (
+        (exported(every / "exports" / "step-00000008"), exported(run("short", 8) / "model")),
+        (exported(every / "model"), exported(run("plain") / "model")),
+    )
+    for ours, theirs in pairs:
+        assert ours.keys() == theirs.keys()
+        for name, tensor in theirs.items():
+            torch.testing.assert_close(ours[name], tensor, rtol=0, atol=0)
+
+
 def test_interrupted_checkpoint_write_keeps_previous_loadable(tmp_path, monkeypatch):
     run = tmp_path / "run"
     trainer = Trainer(ToyTask(), toy_config(max_steps=3), run, ToyDataset(), cpu=True)

@@ -1,5 +1,5 @@
 """A whole model from nothing: world → codec → latents → teacher (→ fine-tune) → student
-→ benchmark.
+→ export (the student chosen on the world's validation split) → benchmark.
 
 Each stage is one `audiox-turbo` command in a child process (the commands a user would type,
 so a stage's memory is freed when it ends), skipped when its output exists and resumed
@@ -25,6 +25,7 @@ from audiox_turbo.atomic import write_json_atomic
 from audiox_turbo.config import ModelConfig, from_dict, preset, to_dict
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.model_dir import TRAINING_FILE
+from audiox_turbo.train.checkpoint import step_dir_name
 from audiox_turbo.train.run_config import RunConfig, TrainConfig
 
 STAGES = (
@@ -42,10 +43,12 @@ STAGES = (
 
 @dataclass(frozen=True)
 class WorldSpec:
-    """The embedded world the recipe trains on (`audiox-turbo data world`)."""
+    """The embedded world the recipe trains on (`audiox-turbo data world`); `val_clips` of a
+    validation split choose the student (`SelectionSpec`), the test split scores it."""
 
     train_clips: int = 800
     test_clips: int = 240
+    val_clips: int = 0
     duration: float = 4.0
     sources: str = "auto"
     video_fraction: float = 0.0
@@ -61,6 +64,18 @@ class BenchmarkSpec:
     tasks: tuple[str, ...] = ()
     teacher_steps: int = 50
     teacher_cfg: float = 3.0
+
+
+@dataclass(frozen=True)
+class SelectionSpec:
+    """The export stage's choice of student, when the world has a validation split
+    (`world.val_clips`) and the distillation exports along the way
+    (`distill.train.export_every`): every export from step `from_step` on and the final model
+    generate the benchmark's tasks on the validation split (its clips per task, the student's
+    own sampling), and the lowest Fréchet distance in the judge's embedding wins (the later
+    step on a tie). Otherwise the final model is exported."""
+
+    from_step: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,7 @@ class RecipeConfig:
     finetune: RunConfig = field(default_factory=lambda: RunConfig(train=TrainConfig(max_steps=0)))
     distill: RunConfig = field(default_factory=RunConfig)
     benchmark: BenchmarkSpec = field(default_factory=BenchmarkSpec)
+    selection: SelectionSpec = field(default_factory=SelectionSpec)
 
 
 def _quick(**train: Any) -> TrainConfig:
@@ -91,7 +107,8 @@ def _quick(**train: Any) -> TrainConfig:
 
 def tiny_recipe() -> RecipeConfig:
     """Every stage at toy size (seconds on a CPU): what the tests run end to end; its model
-    reads the beat grid (`conditioning/beat.py`), so the chain runs with it too."""
+    reads the beat grid (`conditioning/beat.py`), and the student is chosen on a validation
+    split between its two steps, so the chain runs with both too."""
     train = _quick(batch_size=2, crop_seconds=0.5, max_steps=2, log_every=1, ema_warmup=0)
     tiny = preset("tiny")
     return RecipeConfig(
@@ -99,12 +116,14 @@ def tiny_recipe() -> RecipeConfig:
         model=dataclasses.replace(
             tiny, conditioning=dataclasses.replace(tiny.conditioning, beat_grid=True)
         ),
-        world=WorldSpec(train_clips=8, test_clips=8, duration=1.0, sources="synthetic"),
+        world=WorldSpec(
+            train_clips=8, test_clips=8, val_clips=4, duration=1.0, sources="synthetic"
+        ),
         codec=RunConfig(train=train),
         decoder=RunConfig(train=train),
         teacher=RunConfig(train=train),
         finetune=RunConfig(train=dataclasses.replace(train, crop_seconds=1.0)),
-        distill=RunConfig(train=train),
+        distill=RunConfig(train=dataclasses.replace(train, export_every=1)),
         benchmark=BenchmarkSpec(clips_per_task=1, teacher_steps=2),
     )
 
@@ -220,11 +239,13 @@ def recipe(name_or_path: str) -> RecipeConfig:
 
 @dataclass(frozen=True)
 class Stage:
-    """One command of the recipe: done when `output` exists."""
+    """Commands of the recipe, then an optional step in this process: done when `output`
+    exists."""
 
     name: str
     output: Path
     commands: tuple[tuple[str, ...], ...]
+    then: Callable[[], None] | None = None
 
 
 class Recipe:
@@ -275,13 +296,16 @@ class Recipe:
         )
         finetune_run = self._run_json("finetune", c.finetune, first_teacher)
         distill_run = self._run_json(self.student, c.distill, teacher_model)
+        splits = [("test", w.test_clips), ("train", w.train_clips), ("val", w.val_clips)]
+        splits = [(split, clips) for split, clips in splits if clips > 0]
         make_world = tuple(
             (
                 *("data", "world", "--out", world, "--clips", str(clips), "--split", split),
                 *("--seed", str(w.seed), "--duration", str(w.duration), "--sources", w.sources),
                 *("--video-fraction", str(w.video_fraction), "--workers", str(_workers())),
             )
-            for split, clips in (("test", w.test_clips), ("train", w.train_clips))
+            for split, clips in splits
+            if not self.path("world", f"{split}.jsonl").is_file()
         )
         frozen_text = c.model.conditioning.text_encoder in ("minilm", "t5")
         frozen_video = c.model.conditioning.video_encoder in ("clip", "motion")
@@ -304,10 +328,9 @@ class Recipe:
                 (self.student, export, ()),
             )
         )
-        half = ("convert", "half", str(self.path(self.student, "model")), "--out", export)
         train = ("--resume", *cpu)
         return [
-            Stage("world", self.path("world", "train.jsonl"), make_world),
+            Stage("world", self.path("world", f"{splits[-1][0]}.jsonl"), make_world),
             Stage(
                 "codec",
                 self.path("codec", "model", "config.json"),
@@ -395,8 +418,8 @@ class Recipe:
                     ),
                 ),
             ),
-            Stage("export", self.export_dir() / "config.json", (half,)),
-            Stage("benchmark", self.path("benchmark", "summary.json"), benchmark),
+            Stage("export", self.export_dir() / "config.json", (), self._export),
+            Stage("benchmark", self.path("benchmark", "summary.json"), benchmark, self._summarise),
         ]
 
     def run(self, until: str | None = None, echo: Callable[[str], None] = print) -> None:
@@ -415,14 +438,56 @@ class Recipe:
                 start = time.perf_counter()
                 for command in stage.commands:
                     self._command(stage.name, command)
-                if stage.name == "benchmark":
-                    self._summarise()
+                if stage.then is not None:
+                    stage.then()
                 self._record_time(run, time.perf_counter() - start)
                 echo(f"[{i}/{len(stages)}] {stage.name}: {time.perf_counter() - start:.0f} s")
             if stage.name in ("codec", "decoder", "teacher", "finetune", "distill"):
                 plot_curves(self.path(run, "logs", "metrics.jsonl"), self.path("curves"))
             if stage.name == until:
                 return
+
+    def selects(self) -> bool:
+        """Whether the export stage chooses among students (`SelectionSpec`)."""
+        c = self.config
+        return c.world.val_clips > 0 and c.distill.train.export_every > 0
+
+    def candidates(self) -> dict[int, Path]:
+        """Step -> model folder of the students the export stage chooses among: the
+        distillation's exports from `selection.from_step` on and its final model."""
+        run = self.path(self.student)
+        found = {int(p.name.split("-")[1]): p for p in (run / "exports").glob("step-*")}
+        found[self.config.distill.train.max_steps] = run / "model"
+        return {s: found[s] for s in sorted(found) if s >= self.config.selection.from_step}
+
+    def _choose_student(self) -> Path:
+        """Score each candidate on the validation split (a scored one is not scored again),
+        record the choice in select/choice.json and return the chosen model folder."""
+        b, candidates = self.config.benchmark, self.candidates()
+        fd: dict[int, float] = {}
+        for step, model in candidates.items():
+            out = self.path("select", step_dir_name(step))
+            if not (out / "world_benchmark.json").is_file():
+                self._command(
+                    "export",
+                    (
+                        *("benchmark", "world", "--model", str(model), "--device", self.device),
+                        *("--data", str(self.path("world", "val.jsonl"))),
+                        *("--clips", str(b.clips_per_task), "--out", str(out)),
+                        *(("--tasks", ",".join(b.tasks)) if b.tasks else ()),
+                    ),
+                )
+            report = json.loads((out / "world_benchmark.json").read_text())
+            fd[step] = next(r for r in report["rows"] if r["task"] == "all")["fd"]
+        step = min(fd, key=lambda s: (fd[s], -s))
+        choice = {"rule": "lowest validation FD", "step": step, "fd": fd}
+        write_json_atomic(self.path("select", "choice.json"), choice)
+        return candidates[step]
+
+    def _export(self) -> None:
+        """The student (chosen, or the final one) in half precision, as the export folder."""
+        chosen = self._choose_student() if self.selects() else self.path(self.student, "model")
+        self._command("export", ("convert", "half", str(chosen), "--out", str(self.export_dir())))
 
     def _command(self, stage: str, command: tuple[str, ...]) -> None:
         result = subprocess.run([sys.executable, "-m", "audiox_turbo", *command], check=False)
@@ -454,6 +519,9 @@ class Recipe:
             rows[name] = next(r for r in report["rows"] if r["task"] == "all")
         c = self.config
         times_path = self.path("stage_seconds.json")
+        choice = None
+        if self.selects():
+            choice = json.loads(self.path("select", "choice.json").read_text())
         training = {
             "recipe": c.name,
             "device": self.device,
@@ -467,10 +535,11 @@ class Recipe:
                 **({"decoder": c.decoder.train.max_steps} if c.decoder.train.max_steps else {}),
                 "teacher": c.teacher.train.max_steps,
                 **({"finetune": c.finetune.train.max_steps} if c.finetune.train.max_steps else {}),
-                "student": c.distill.train.max_steps,
+                "student": c.distill.train.max_steps if choice is None else choice["step"],
             },
             "stage_seconds": json.loads(times_path.read_text()) if times_path.is_file() else {},
             "benchmark": rows,
+            **({"selection": choice} if choice is not None else {}),
         }
         write_json_atomic(self.export_dir() / TRAINING_FILE, training)
         write_json_atomic(self.path("benchmark", "summary.json"), rows)

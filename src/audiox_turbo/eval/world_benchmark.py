@@ -5,11 +5,13 @@ Per task: Fréchet distance of judge embeddings (generated vs the reference clip
 paired embedding distance, class accuracy (judge class == the label's judge class, in the
 vocabulary shared by both source families), tempo error and key accuracy (music tasks), onset
 timing error (video tasks) and a CLAP score when a CLAP encoder is given. Not applicable
-metrics are None.
+metrics are None. Per clip, world_clips.jsonl says what the judge heard (which classes a model
+confuses).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
@@ -143,6 +145,26 @@ class ClipScore:
     key_correct: bool | None
     onset_error: float | None
     clap: float | None
+    expected_class: str | None = None
+    reference_class: str | None = None
+
+    def record(self, text: str | None, seed: int) -> dict[str, Any]:
+        """One line of world_clips.jsonl: the prompt, the judge's classes (generated,
+        expected, reference clip's own) and the clip's measurements."""
+        return {
+            "task": self.task,
+            "id": self.id,
+            "text": text,
+            "seed": seed,
+            "expected_class": self.expected_class,
+            "predicted_class": self.predicted_class,
+            "reference_class": self.reference_class,
+            "class_correct": self.class_correct,
+            "tempo_error": self.tempo_error,
+            "key_correct": self.key_correct,
+            "onset_error": self.onset_error,
+            "clap": self.clap,
+        }
 
 
 def onset_error(detected: np.ndarray, events: list[float], cap: float = ONSET_CAP_S) -> float:
@@ -166,6 +188,7 @@ def score_clip(
     reference: np.ndarray,
     predicted_class: str,
     clap: float | None = None,
+    reference_class: str | None = None,
 ) -> ClipScore:
     """Compare a generated mono clip's judge readings with its world labels."""
     from audiox_turbo.data.world.judge_vocabulary import judge_class
@@ -180,17 +203,20 @@ def score_clip(
             key = estimate_key(audio, sample_rate) == (labels["key"], labels["mode"])
     if prompt.task in VIDEO_TASKS and labels.get("event_times"):
         onset = onset_error(detect_onsets(audio, sample_rate), labels["event_times"])
+    expected = judge_class(labels)
     return ClipScore(
         prompt.task,
         prompt.record.id,
         embedding,
         reference,
         predicted_class,
-        predicted_class == judge_class(labels),
+        predicted_class == expected,
         tempo,
         key,
         onset,
         clap,
+        expected,
+        reference_class,
     )
 
 
@@ -283,7 +309,8 @@ def run_world_benchmark(
 ) -> dict[str, Any]:
     """Generate every prompt with `pipe` (method, steps, cfg: None = the model's own), save the
     audio under `out_dir/gen/<task>/`, score it with the judge (default: the shipped one) and
-    write world_benchmark.json / .md, which record the sampling used."""
+    write world_benchmark.json / .md, which record the sampling used, and world_clips.jsonl,
+    one line per clip."""
     from tqdm import tqdm
 
     from audiox_turbo.atomic import atomic_file, write_json_atomic
@@ -315,7 +342,8 @@ def run_world_benchmark(
         gen_audio = judge_input(wav.numpy(), result.sample_rate, sr)
         ref_audio = load_audio(prompt.reference, sample_rate=sr, channels=1)[0]
         outputs = judge.all_outputs([gen_audio, ref_audio[0].numpy()], sr)
-        predicted = judge.net.config.classes[int(outputs.klass[0].argmax())]
+        classes = judge.net.config.classes
+        predicted, reference_class = (classes[int(k.argmax())] for k in outputs.klass[:2])
         clap_value = None
         if clap is not None and prompt.record.captions:
             from audiox_turbo.eval.metrics import clap_score
@@ -323,7 +351,11 @@ def run_world_benchmark(
             text = clap.embed_text([prompt.record.captions[0]]).numpy()
             clap_value = clap_score(text, clap.embed([gen_audio], sr).numpy())
         emb = outputs.embedding.numpy().astype(np.float64)
-        scores.append(score_clip(prompt, gen_audio, sr, emb[0], emb[1], predicted, clap_value))
+        scores.append(
+            score_clip(
+                prompt, gen_audio, sr, emb[0], emb[1], predicted, clap_value, reference_class
+            )
+        )
     rows = [summarise(task, [s for s in scores if s.task == task]) for task in TASKS]
     rows.append(summarise("all", scores))
     report = {
@@ -338,6 +370,11 @@ def run_world_benchmark(
     write_json_atomic(out / "world_benchmark.json", report)
     with atomic_file(out / "world_benchmark.md") as tmp:
         tmp.write_text(markdown_table(rows))
+    with atomic_file(out / "world_clips.jsonl") as tmp:
+        pairs = enumerate(zip(scores, flat, strict=True))
+        tmp.write_text(
+            "".join(json.dumps(s.record(p.text, seed + i)) + "\n" for i, (s, p) in pairs)
+        )
     return report
 
 

@@ -29,7 +29,10 @@ from audiox_turbo.errors import AudioXError
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and run settings of the training engine (`train/trainer.py`), for every task."""
+    """Optimisation and run settings of the training engine (`train/trainer.py`), for every task.
+    `export_every`: also export the (EMA) model to `exports/step-N/` every N steps (0: only the
+    final `model/`), so that a later choice among them (the recipe's validation split) needs
+    no checkpoint surgery."""
 
     batch_size: int = 8
     lr: float = 1e-4
@@ -48,6 +51,7 @@ class TrainConfig:
     timestep_shift: float = 1.0
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    export_every: int = 0
     log_every: int = 50
     sample_every: int = 5000
     num_workers: int = 2

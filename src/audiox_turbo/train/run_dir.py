@@ -8,7 +8,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class RunPaths:
-    """A run folder: `config.json`, `checkpoints/`, `logs/`, `samples/`, `model/` (export)."""
+    """A run folder: `config.json`, `checkpoints/`, `logs/`, `samples/`, `model/` (export),
+    `exports/step-N/` (intermediate exports)."""
 
     root: Path
 
@@ -35,3 +36,7 @@ class RunPaths:
     @property
     def export(self) -> Path:
         return self.root / "model"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"

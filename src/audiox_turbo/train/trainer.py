@@ -257,6 +257,8 @@ class Trainer:
                 stop = self._stop_agreed()
                 if stop or (cfg.checkpoint_every > 0 and state.step % cfg.checkpoint_every == 0):
                     last_ckpt = self.save_checkpoint()
+                if cfg.export_every > 0 and state.step % cfg.export_every == 0:
+                    self.export(self.paths.exports / ckpt.step_dir_name(state.step))
                 if stop:
                     return TrainResult(state.step, True, last_ckpt)
             if last_ckpt is None or ckpt.step_dir_name(state.step) != last_ckpt.name:
@@ -371,11 +373,12 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return results
 
-    def export(self) -> None:
-        """Export the final (EMA) model folder to `run/model` on the main process."""
+    def export(self, directory: Path | None = None) -> None:
+        """Export the (EMA) model folder to `directory` (default `run/model`) on the main
+        process."""
         with self.state.ema_context() as ctx:
             if ctx is not None:
-                self.state.task.export(self.paths.export, ctx)
+                self.state.task.export(directory or self.paths.export, ctx)
         self.accelerator.wait_for_everyone()
 
     def _stop_agreed(self) -> bool:
