@@ -80,16 +80,17 @@ def student_folder(tag: str) -> str:
 
 def build(cache: Path, config: Any, tag: str) -> dict[str, Path]:
     """World, codec, latents, teacher and this tag's student under `cache` (each stage
-    skipped when done, resumed when interrupted)."""
+    skipped when done, resumed when interrupted); the student is the recipe's export (the one
+    chosen on the validation split, where the recipe has one)."""
     from audiox_turbo.recipe import Recipe
 
-    student = student_folder(tag)
-    Recipe(config, cache, student=student).run(until="distill")
+    recipe = Recipe(config, cache, student=student_folder(tag))
+    recipe.run(until="export")
     teacher = "finetune" if config.finetune.train.max_steps > 0 else "teacher"
     return {
         "world": cache / "world",
         "teacher": cache / teacher / "model",
-        "student": cache / student / "model",
+        "student": recipe.export_dir(),
     }
 
 

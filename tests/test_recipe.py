@@ -178,7 +178,9 @@ def test_frozen_encoder_features_are_cached_and_video_tasks_trained(tmp_path):
     """The demo preset's text (MiniLM) and video (motion) encoders are frozen: the latents
     stage caches both, and its teacher trains the video tasks on them; the tiny preset's
     trainable video encoder gets no cached features."""
-    stages = {s.name: s for s in Recipe(recipe("demo"), tmp_path / "demo").stages()}
+    demo = Recipe(recipe("demo"), tmp_path / "demo")
+    stages = {s.name: s for s in demo.stages()}
+    assert demo.selects()  # the shipped student is chosen on the validation split
     (encode,) = stages["latents"].commands
     assert "--text" in encode and "--video" in encode
     teacher = json.loads((tmp_path / "demo" / "teacher.json").read_text())["teacher"]
