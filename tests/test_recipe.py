@@ -95,7 +95,7 @@ def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):
     lines = training_summary(export)
     assert lines[0] == "trained by: audiox-turbo recipe tiny (cpu)"
     assert lines[1].startswith("trained on: the embedded world, synthetic sources, 8 clips")
-    chosen = json.loads((out / "select" / "choice.json").read_text())["step"]
+    chosen = json.loads((out / "distill" / "select" / "choice.json").read_text())["step"]
     assert lines[2] == f"steps: codec 2, decoder 2, teacher 2, finetune 2, student {chosen}"
     assert any(line.startswith("world benchmark, student: class accuracy") for line in lines)
 
@@ -107,12 +107,12 @@ def test_the_export_is_the_student_with_the_lowest_validation_fd(finished):
 
     out = finished[0]
     assert (out / "world" / "val.jsonl").is_file()
-    choice = json.loads((out / "select" / "choice.json").read_text())
+    choice = json.loads((out / "distill" / "select" / "choice.json").read_text())
     fd = {int(step): value for step, value in choice["fd"].items()}
     assert set(fd) == {1, 2} and choice["step"] == min(fd, key=lambda s: (fd[s], -s))
     for step in fd:
         report = json.loads(
-            (out / "select" / f"step-{step:08d}" / "world_benchmark.json").read_text()
+            (out / "distill" / "select" / f"step-{step:08d}" / "world_benchmark.json").read_text()
         )
         assert report["method"] == "student"
     chosen = out / "distill" / ("model" if choice["step"] == 2 else "exports/step-00000001")
@@ -143,12 +143,12 @@ def test_the_choice_is_the_lowest_validation_fd_and_the_later_step_on_a_tie(tmp_
     for step, fd in fds.items():
         model = r.path("distill", "model" if step == 40 else f"exports/step-{step:08d}")
         model.mkdir(parents=True)
-        report = r.path("select", f"step-{step:08d}", "world_benchmark.json")
+        report = r.path("distill", "select", f"step-{step:08d}", "world_benchmark.json")
         report.parent.mkdir(parents=True)
         report.write_text(json.dumps({"rows": [{"task": "all", "fd": fd}]}))
     assert sorted(r.candidates()) == [20, 30, 40]  # step 10 is before `from_step`
     assert r._choose_student() == r.path("distill", "model")
-    assert json.loads(r.path("select", "choice.json").read_text())["step"] == 40
+    assert json.loads(r.path("distill", "select", "choice.json").read_text())["step"] == 40
 
 
 def test_finished_stages_are_skipped_and_an_interrupted_one_resumes(finished):

@@ -472,11 +472,12 @@ class Recipe:
 
     def _choose_student(self) -> Path:
         """Score each candidate on the validation split (a scored one is not scored again),
-        record the choice in select/choice.json and return the chosen model folder."""
+        record the choice in the student's select/choice.json and return the chosen model
+        folder."""
         b, candidates = self.config.benchmark, self.candidates()
         fd: dict[int, float] = {}
         for step, model in candidates.items():
-            out = self.path("select", step_dir_name(step))
+            out = self.path(self.student, "select", step_dir_name(step))
             if not (out / "world_benchmark.json").is_file():
                 self._command(
                     "export",
@@ -491,7 +492,7 @@ class Recipe:
             fd[step] = next(r for r in report["rows"] if r["task"] == "all")["fd"]
         step = min(fd, key=lambda s: (fd[s], -s))
         choice = {"rule": "lowest validation FD", "step": step, "fd": fd}
-        write_json_atomic(self.path("select", "choice.json"), choice)
+        write_json_atomic(self.path(self.student, "select", "choice.json"), choice)
         return candidates[step]
 
     def _export(self) -> None:
@@ -531,7 +532,7 @@ class Recipe:
         times_path = self.path("stage_seconds.json")
         choice = None
         if self.selects():
-            choice = json.loads(self.path("select", "choice.json").read_text())
+            choice = json.loads(self.path(self.student, "select", "choice.json").read_text())
         training = {
             "recipe": c.name,
             "device": self.device,
