@@ -97,6 +97,9 @@ def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):
     assert lines[1].startswith("trained on: the embedded world, synthetic sources, 8 clips")
     chosen = json.loads((out / "distill" / "select" / "choice.json").read_text())["step"]
     assert lines[2] == f"steps: codec 2, decoder 2, teacher 2, finetune 2, student {chosen}"
+    assert lines[3].startswith(
+        f"student: step {chosen}, chosen by lowest validation FD among steps 1 ("
+    )
     assert any(line.startswith("world benchmark, student: class accuracy") for line in lines)
 
 

@@ -53,6 +53,12 @@ def training_summary(root: str | os.PathLike[str]) -> list[str]:
         steps = ", ".join(f"{k} {v}" for k, v in data.get("steps", {}).items())
         if steps:
             lines.append(f"steps: {steps}")
+        selection = data.get("selection")
+        if selection:
+            fd = ", ".join(f"{k} ({v:.1f})" for k, v in selection["fd"].items())
+            lines.append(
+                f"student: step {selection['step']}, chosen by {selection['rule']} among steps {fd}"
+            )
         for name, row in data.get("benchmark", {}).items():
             lines.append(
                 f"world benchmark, {name}: class accuracy {row['class_accuracy']:.3f}, "

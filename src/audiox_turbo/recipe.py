@@ -190,11 +190,11 @@ def demo_recipe() -> RecipeConfig:
     teacher = _quick(**common, **cosine, batch_size=16, crop_seconds=2.0, lr=5e-4)
     teacher = dataclasses.replace(teacher, max_steps=6000, warmup_steps=200, ema_decay=0.998)
     # whole 5 s clips, from the trained teacher (docs/default_model.md: FD 172 -> 127; the
-    # shipped chain's 5 s steps, 1800 + 1800 + 2000, as one cosine)
+    # shipped chain's 5 s steps, 1800 + 1800 with the grid, as one cosine)
     finetune = dataclasses.replace(
-        teacher, crop_seconds=5.0, lr=2.5e-4, warmup_steps=100, max_steps=5600, ema_warmup=0, seed=1
+        teacher, crop_seconds=5.0, lr=2.5e-4, warmup_steps=100, max_steps=3600, ema_warmup=0, seed=1
     )
-    distill = _quick(**common, batch_size=8, crop_seconds=5.0, lr=1e-4, max_steps=1200)
+    distill = _quick(**common, batch_size=8, crop_seconds=5.0, lr=1e-4, max_steps=1350)
     distill = dataclasses.replace(
         distill, checkpoint_every=150, export_every=150, ema_decay=0.99, ema_warmup=50
     )
