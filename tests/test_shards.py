@@ -221,21 +221,28 @@ def pool_encoder(wave: torch.Tensor) -> torch.Tensor:
     return torch.stack([frames.mean(-1), frames.amax(-1)], 1)
 
 
-def test_latent_cache_round_trip(manifest: Path, tmp_path: Path) -> None:
-    calls = []
+def encode_pooled(manifest: Path, out: Path, calls: list[int] | None = None) -> ShardIndex:
+    """Latent shards of `manifest` by `pool_encoder`; text features (last digit, length), video
+    features the frames' mean level (4 fps)."""
 
     def encode_text(captions: list[str]) -> torch.Tensor:
-        calls.append(len(captions))
+        if calls is not None:
+            calls.append(len(captions))
         return torch.tensor([[float(c[-1]), float(len(c))] for c in captions])
 
     def encode_video(frames: torch.Tensor) -> torch.Tensor:
         return frames.float().mean(dim=(2, 3, 4))[..., None]
 
-    index = encode_to_shards(
-        manifest, tmp_path, pool_encoder, encode_text, encode_video,
+    return encode_to_shards(
+        manifest, out, pool_encoder, encode_text, encode_video,
         sample_rate=SR, channels=1, downsampling=DOWNSAMPLING, video_fps=4.0, video_size=8,
         batch_size=3,
     )  # fmt: skip
+
+
+def test_latent_cache_round_trip(manifest: Path, tmp_path: Path) -> None:
+    calls: list[int] = []
+    index = encode_pooled(manifest, tmp_path, calls)
     assert index.kind == "latents" and index.total_samples == 8 and calls == [3] * 8
     raw = whole(ClipDataset, manifest)
     frames = SR // DOWNSAMPLING
@@ -261,6 +268,45 @@ def test_latent_cache_round_trip(manifest: Path, tmp_path: Path) -> None:
     run = from_dict(RunConfig, {"model": "tiny", "teacher": {"video_repeats": 2}})
     repeated, _ = _generative_dataset(run, str(tmp_path), run.model_config())
     assert Counter(s["id"] for s in repeated) == {f"s{i}": 1 + (i % 2 == 0) for i in range(8)}
+
+
+def test_random_crop_lengths_pad_and_mask_the_rest(manifest: Path, tmp_path: Path) -> None:
+    """`min_crop_frames`: every sample keeps 10..30 of its 30 frames from one window of its clip
+    (starting anywhere it fits, later than a whole crop could), zeros and a false mask after
+    them, no video past them."""
+    encode_pooled(manifest, tmp_path)
+    raw = whole(ClipDataset, manifest)
+    frames = SR // DOWNSAMPLING
+    kept_lengths, starts = set(), set()
+    for epoch in range(3):
+        ds = LatentShardDataset(tmp_path, crop_frames=30, seed=epoch, min_crop_frames=10)
+        for s in ds:
+            kept = int(s["latent_mask"].sum())
+            start = round(s["crop_start"] * SR / DOWNSAMPLING)
+            clip = pool_encoder(raw[s["id"]]["audio"][None])[0]
+            assert 10 <= kept <= 30 and s["latents"].shape == (2, 30) and start + kept <= frames
+            assert bool(s["latent_mask"][:kept].all()) and (s["latents"][:, kept:] == 0).all()
+            torch.testing.assert_close(s["latents"][:, :kept], clip[:, start : start + kept])
+            if s["video_present"]:
+                assert 0 < int(s["video_feature_mask"].sum()) <= round(kept / 40 * 4)
+            kept_lengths.add(kept)
+            starts.add(start)
+    assert len(kept_lengths) > 5 and max(starts) > frames - 30
+
+    from audiox_turbo.cli.train import _clip_dataset, _generative_dataset
+    from audiox_turbo.config import from_dict
+    from audiox_turbo.train.run_config import RunConfig
+
+    train = {"crop_seconds": 0.3, "min_crop_seconds": 0.1}
+    run = from_dict(RunConfig, {"model": "tiny", "train": train})
+    ds, _ = _generative_dataset(run, str(tmp_path), run.model_config())
+    lengths = [int(s["latent_mask"].sum()) for s in ds]
+    shortest, longest = (run.model_config().latent_frames(t) for t in (0.1, 0.3))
+    assert shortest <= min(lengths) < max(lengths) <= longest
+    with pytest.raises(AudioXError, match="min_crop_seconds needs latent shards"):
+        _clip_dataset(run, str(manifest), video=True)
+    with pytest.raises(ValueError, match=r"min_crop_seconds 1\.0 must lie"):
+        from_dict(RunConfig, {"train": {"crop_seconds": 0.75, "min_crop_seconds": 1.0}})
 
 
 def test_cli_shard_and_encode(manifest: Path, tmp_path: Path) -> None:

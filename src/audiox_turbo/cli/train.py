@@ -215,6 +215,8 @@ def _clip_dataset(run: RunConfig, data: str, video: bool) -> tuple[Any, Any]:
     """ClipDataset for a manifest, ShardDataset for shards; video only for the teacher."""
     from audiox_turbo.data.dataset import ClipDataset, collate
 
+    if run.train.min_crop_seconds:
+        raise AudioXError(f"{data}: train.min_crop_seconds needs latent shards (`data encode`)")
     model_config = run.model_config()
     cond = model_config.conditioning
     common: dict[str, Any] = dict(
@@ -249,9 +251,11 @@ def _latent_dataset(run: RunConfig, data: str, model_config: Any) -> tuple[Any, 
     from audiox_turbo.data.latents import LatentShardDataset
 
     frames = model_config.latent_frames(run.train.crop_seconds)
+    shortest = run.train.min_crop_seconds
     dataset = LatentShardDataset(
         data,
         crop_frames=frames,
+        min_crop_frames=max(1, model_config.latent_frames(shortest)) if shortest else None,
         seed=run.train.seed,
         tasks=list(run.teacher.tasks),
         video_repeats=run.teacher.video_repeats,

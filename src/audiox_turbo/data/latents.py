@@ -202,7 +202,9 @@ class LatentShardDataset(ShardStream):
     Yields `latents` (D, F) float32, `latent_mask` (F,) and `prompt_mask` (F,) bool, the
     sampled caption `text` with its cached `text_features` (and `text_feature_mask`), aligned
     `video_features` (Tv, dim) with `video_feature_mask`, presence flags, the task and `id`.
-    `crop_frames=None` yields whole clips (collate pads them).
+    `crop_frames=None` yields whole clips (collate pads them). With `min_crop_frames`, each
+    sample keeps a random length in [min_crop_frames, crop_frames] and the rest of its
+    `crop_frames` is padding (masked), so one batch shape teaches every length in between.
     """
 
     def __init__(
@@ -218,12 +220,16 @@ class LatentShardDataset(ShardStream):
         world_size: int | None = None,
         video_repeats: int = 1,
         video_groups: int = 0,
+        min_crop_frames: int | None = None,
     ) -> None:
+        if min_crop_frames is not None and (crop_frames is None or min_crop_frames > crop_frames):
+            raise ValueError(f"min_crop_frames {min_crop_frames} needs crop_frames >= it")
         super().__init__(
             urls_or_dir, seed, shuffle, buffer_size, rank, world_size, video_repeats, video_groups
         )
         self.crop_frames = crop_frames
         self.random_crop = random_crop
+        self.min_crop_frames = min_crop_frames
         self.tasks = tuple(tasks) if tasks is not None else None
 
     def decode(self, key: str, members: Members, rng: np.random.Generator) -> dict[str, Any] | None:
@@ -238,10 +244,13 @@ class LatentShardDataset(ShardStream):
         full = npy_tensor(members["latents.npy"]).float()
         total = full.shape[1]
         length = total if self.crop_frames is None else self.crop_frames
+        kept = length
+        if self.min_crop_frames is not None:
+            kept = int(rng.integers(self.min_crop_frames, length + 1))
         start = 0
         if self.random_crop and self.crop_frames is not None:
-            start = int(rng.integers(0, max(0, total - length) + 1))
-        valid = max(0, min(length, total - start))
+            start = int(rng.integers(0, max(0, total - kept) + 1))
+        valid = max(0, min(kept, total - start))
         latents = torch.zeros(full.shape[0], length)
         latents[:, :valid] = full[:, start : start + valid]
         latent_rate = float(cache["latent_rate"])
@@ -264,21 +273,25 @@ class LatentShardDataset(ShardStream):
                 sample["text_feature_mask"] = npy_tensor(members["text_mask.npy"])[max(caption, 0)]
         if "video.npy" in members:
             sample.update(
-                _video_window(npy_tensor(members["video.npy"]).float(), cache, start, length, task)
+                _video_window(
+                    npy_tensor(members["video.npy"]).float(), cache, start, length, kept, task
+                )
             )
         return sample
 
 
 def _video_window(
-    features: torch.Tensor, cache: dict[str, Any], start: int, length: int, task: str
+    features: torch.Tensor, cache: dict[str, Any], start: int, length: int, kept: int, task: str
 ) -> dict[str, Any]:
-    """Per-frame video features for the latent crop: the frame nearest `start` onward."""
+    """Per-frame video features for a latent crop of `length` frames whose first `kept` are
+    audio: the frame nearest `start` onward, none past the kept audio."""
     fps = float(cache["video_fps"])
     latent_rate = float(cache["latent_rate"])
     first = round(start / latent_rate * fps)
     count = max(1, round(length / latent_rate * fps))
     window = torch.zeros(count, *features.shape[1:])
-    valid = max(0, min(count, features.shape[0] - first))
+    in_crop = max(1, round(kept / latent_rate * fps))
+    valid = max(0, min(in_crop, features.shape[0] - first))
     window[:valid] = features[first : first + valid]
     given = task in VIDEO_TASKS and valid > 0
     return {

@@ -32,7 +32,9 @@ class TrainConfig:
     """Optimisation and run settings of the training engine (`train/trainer.py`), for every task.
     `export_every`: also export the (EMA) model to `exports/step-N/` every N steps (0: only the
     final `model/`), so that a later choice among them (the recipe's validation split) needs
-    no checkpoint surgery."""
+    no checkpoint surgery. `min_crop_seconds` > 0 (latent shards): each sample keeps a random
+    length between it and `crop_seconds`, the rest padding masked from attention and loss, so
+    one run learns every duration in between (a model taught only 5 s clips is weaker at 2 s)."""
 
     batch_size: int = 8
     lr: float = 1e-4
@@ -47,6 +49,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     ema_warmup: int = 1000
     crop_seconds: float = 5.0
+    min_crop_seconds: float = 0.0
     timestep_sampler: str = "logit_normal"
     timestep_shift: float = 1.0
     checkpoint_every: int = 1000
@@ -56,6 +59,13 @@ class TrainConfig:
     sample_every: int = 5000
     num_workers: int = 2
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_crop_seconds <= self.crop_seconds:
+            raise ValueError(
+                f"min_crop_seconds {self.min_crop_seconds} must lie in [0, crop_seconds "
+                f"{self.crop_seconds}]"
+            )
 
 
 @dataclass(frozen=True)
