@@ -303,7 +303,7 @@ def test_random_crop_lengths_pad_and_mask_the_rest(manifest: Path, tmp_path: Pat
     lengths = [int(s["latent_mask"].sum()) for s in ds]
     shortest, longest = (run.model_config().latent_frames(t) for t in (0.1, 0.3))
     assert shortest <= min(lengths) < max(lengths) <= longest
-    with pytest.raises(AudioXError, match="min_crop_seconds needs latent shards"):
+    with pytest.raises(AudioXError, match="min_crop_seconds works on latent shards only"):
         _clip_dataset(run, str(manifest), video=True)
     with pytest.raises(ValueError, match=r"min_crop_seconds 1\.0 must lie"):
         from_dict(RunConfig, {"train": {"crop_seconds": 0.75, "min_crop_seconds": 1.0}})

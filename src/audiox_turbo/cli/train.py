@@ -216,7 +216,9 @@ def _clip_dataset(run: RunConfig, data: str, video: bool) -> tuple[Any, Any]:
     from audiox_turbo.data.dataset import ClipDataset, collate
 
     if run.train.min_crop_seconds:
-        raise AudioXError(f"{data}: train.min_crop_seconds needs latent shards (`data encode`)")
+        raise AudioXError(
+            f"{data}: train.min_crop_seconds works on latent shards only (`data encode`)"
+        )
     model_config = run.model_config()
     cond = model_config.conditioning
     common: dict[str, Any] = dict(
