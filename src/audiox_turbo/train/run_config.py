@@ -34,7 +34,7 @@ class TrainConfig:
     final `model/`), so that a later choice among them (the recipe's validation split) needs
     no checkpoint surgery. `min_crop_seconds` > 0 (latent shards): each sample keeps a random
     length between it and `crop_seconds`, the rest padding masked from attention and loss, so
-    one run learns every duration in between (a model taught only 5 s clips is weaker at 2 s)."""
+    one run sees every duration in between (docs/default_model.md measures it)."""
 
     batch_size: int = 8
     lr: float = 1e-4
