@@ -343,6 +343,28 @@ def test_teacher_validation_loss_falls_on_its_batch(tmp_path):
     assert after < before / 1.2, (before, after)
 
 
+def test_teacher_loss_ignores_padded_frames(tmp_path):
+    """Frames past a sample's mask (collate's padding, `train.min_crop_seconds`' short crops)
+    change neither the loss nor, through attention, the velocities of the real frames."""
+    cfg = overfit_config(1, 1e-3)
+    task = TeacherTask(TINY, cfg, TeacherTrainingConfig(validation_prompts=()))
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():  # zero-initialised output layers would hide what attention reads
+        for w in task.flow.parameters():
+            w.add_(0.05 * torch.randn(w.shape, generator=g))
+    trainer = Trainer(task, cfg, tmp_path, LatentDataset(), collate, progress=False, cpu=True)
+    batch = collate(list(LatentDataset()))
+    padded = ~batch["latent_mask"]
+    assert padded.any()
+    altered = {**batch, "latents": batch["latents"] + 5.0 * padded[:, None, :]}
+    losses = []
+    for b in (batch, altered):
+        torch.manual_seed(0)
+        ctx = dataclasses.replace(trainer.context(), generator=torch.Generator().manual_seed(0))
+        losses.append(task.training_step(b, "flow", ctx)["loss"].detach())
+    torch.testing.assert_close(losses[0], losses[1])
+
+
 def cached_video_batch() -> dict:
     """Two latent clips with cached frame features (the second without video)."""
     items = [LatentDataset()[i] for i in range(2)]
