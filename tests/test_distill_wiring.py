@@ -6,6 +6,7 @@ two time scales alternate as configured."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,38 @@ def test_phases_alternate_at_the_configured_ratio(tmp_path, critic_updates):
     assert generator_steps == [i for i in range(6) if (i + 1) % critic_updates == 0]
     assert all(p[-1] == "critic" for p in phases)
     assert all(p == ["generator", "critic"] for p in phases if len(p) == 2)
+
+
+def test_every_network_call_hides_the_padded_frames(tmp_path):
+    """Student (backward simulation, DMD and regression inputs), fake score (DMD, GAN, critic)
+    and teacher (real score, ODE pairs) all get the batch's frame mask, so padded frames never
+    reach attention."""
+    settings = DistillConfig(critic_updates=1, regression_weight=0.5, gan_weight=0.5)
+    task, trainer, batch = task_and_context(tmp_path, settings)
+    assert not batch["latent_mask"].all()
+    networks = {"student": task.student, "fake_score": task.fake_score}
+    networks["teacher"] = task.teacher.denoiser
+    masks: dict[str, list] = {name: [] for name in networks}
+
+    def recorder(name):
+        def hook(_module, args, kwargs):
+            masks[name].append(args[3] if len(args) > 3 else kwargs.get("x_mask"))
+
+        return hook
+
+    for name, net in networks.items():
+        net.register_forward_pre_hook(recorder(name), with_kwargs=True)
+    steps = []
+    for step in range(4):
+        ctx = trainer.context()
+        ctx = dataclasses.replace(ctx, step=step, generator=torch.Generator().manual_seed(step))
+        for phase in task.phases(step):
+            task.training_step(batch, phase, ctx)
+        steps.append(task.prepare(batch, ctx).sample[1])
+    assert max(steps) > 0  # backward simulation ran the student at least once
+    expected = batch["latent_mask"]
+    for name, seen in masks.items():
+        assert seen, name
+        for mask in seen:
+            assert mask is not None, f"{name} attended padded frames"
+            assert torch.equal(mask, expected.repeat(mask.shape[0] // len(expected), 1)), name
