@@ -137,3 +137,36 @@ def test_every_network_call_hides_the_padded_frames(tmp_path):
         for mask in seen:
             assert mask is not None, f"{name} attended padded frames"
             assert torch.equal(mask, expected.repeat(mask.shape[0] // len(expected), 1)), name
+
+
+def test_bf16_precision_autocasts_the_trained_networks_and_not_the_teacher(tmp_path):
+    """`train.precision` bf16 on the CPU: student and fake score run under bf16 autocast (their
+    weights stay float32), the frozen teacher, the real score, in float32."""
+    teacher = AudioXTurbo.from_preset("tiny")
+    settings = DistillConfig(critic_updates=1, regression_weight=0.5, gan_weight=0.5)
+    task = DistillTask(teacher, train_config(1, precision="bf16"), settings)
+    dataset = LatentClips(teacher.config.codec.latent_dim)
+    config = train_config(1, precision="bf16")
+    trainer = Trainer(task, config, tmp_path, dataset, collate, progress=False, cpu=True)
+    networks = {"student": task.student, "fake_score": task.fake_score}
+    networks["teacher"] = task.teacher.denoiser
+    modes: dict[str, set] = {name: set() for name in networks}
+
+    def recorder(name):
+        def hook(_module, _args):
+            on = torch.is_autocast_enabled("cpu")
+            modes[name].add(torch.get_autocast_dtype("cpu") if on else None)
+
+        return hook
+
+    for name, net in networks.items():  # a first layer's hook runs inside the forward
+        net.latent_in.register_forward_pre_hook(recorder(name))
+    ctx = trainer.context()
+    batch = collate([dataset[i] for i in range(4)])
+    for phase in task.phases(0):
+        losses = task.training_step(batch, phase, ctx)
+        losses["loss"].backward()
+        assert torch.isfinite(losses["loss"])
+    assert modes == {"student": {torch.bfloat16}, "fake_score": {torch.bfloat16}, "teacher": {None}}
+    assert all(p.dtype == torch.float32 for p in task.student.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.student.parameters())
