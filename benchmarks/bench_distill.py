@@ -11,8 +11,13 @@ is also timed on its own.
 Prints a table and writes `benchmarks/results/distill.json`.
 
     python benchmarks/bench_distill.py [--steps 6] [--presets tiny,demo] [--kinds distill,generate]
+        [--precisions fp32,bf16] [--crop SECONDS]
 
-Rows already in the results file for other (kind, preset) pairs are kept.
+`--precisions` times the distillation step under each training precision (`train.precision`:
+bf16 is autocast of the student, fake score and discriminator; the frozen teacher stays in
+float32), one subprocess after the other; `--crop` replaces the preset's crop (the `demo`
+recipe distils on whole 5 s clips). Rows already in the results file for other (kind, preset,
+precision, crop) are kept.
 """
 
 from __future__ import annotations
@@ -57,7 +62,9 @@ def count_step_flops(trainer: Any) -> list[int]:
     return flops
 
 
-def measure_distill(preset_name: str, steps: int) -> dict[str, float | int | str]:
+def measure_distill(
+    preset_name: str, steps: int, precision: str, crop: float
+) -> dict[str, float | int | str]:
     """Time `steps` distillation steps after WARMUP_STEPS; split critic-only / with generator."""
     import resource
 
@@ -70,7 +77,7 @@ def measure_distill(preset_name: str, steps: int) -> dict[str, float | int | str
     from audiox_turbo.train.trainer import Trainer
 
     teacher = AudioXTurbo.from_preset(preset_name)
-    batch, frames = BATCH[preset_name], teacher.config.latent_frames(CROP[preset_name])
+    batch, frames = BATCH[preset_name], teacher.config.latent_frames(crop)
     latents = torch.randn(4 * batch, teacher.config.codec.latent_dim, frames)
     clips = [
         {
@@ -91,6 +98,7 @@ def measure_distill(preset_name: str, steps: int) -> dict[str, float | int | str
         log_every=0,
         sample_every=0,
         num_workers=0,
+        precision=precision,
     )
     task = DistillTask(teacher, cfg, DistillConfig(critic_updates=2))
     task.export = lambda directory, ctx: None
@@ -111,7 +119,8 @@ def measure_distill(preset_name: str, steps: int) -> dict[str, float | int | str
         "kind": "distill",
         "preset": preset_name,
         "batch": batch,
-        "crop_s": CROP[preset_name],
+        "crop_s": crop,
+        "precision": precision,
         "threads": torch.get_num_threads(),
         "params_m": {k: v / 1e6 for k, v in params.items()},
         "critic_step_gflop": step_flops[0] / 1e9,
@@ -163,30 +172,42 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--presets", default="tiny,demo")
     parser.add_argument("--kinds", default="distill,generate")
-    parser.add_argument("--one", nargs=2, metavar=("KIND", "PRESET"), help=argparse.SUPPRESS)
+    parser.add_argument("--precisions", default="fp32", help="distillation: fp32,bf16")
+    parser.add_argument("--crop", type=float, help="distillation crop (s); default per preset")
+    parser.add_argument(
+        "--one", nargs=3, metavar=("KIND", "PRESET", "PREC"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.one:
-        kind, preset_name = args.one
+        kind, preset_name, precision = args.one
         if kind == "distill":
-            print(json.dumps(measure_distill(preset_name, args.steps)))
+            crop = CROP[preset_name] if args.crop is None else args.crop
+            print(json.dumps(measure_distill(preset_name, args.steps, precision, crop)))
         else:
             print(json.dumps(measure_generation(preset_name)))
         return
     rows = []
+    crop = () if args.crop is None else ("--crop", str(args.crop))
     for preset_name in args.presets.split(","):
         for kind in args.kinds.split(","):
-            command = [sys.executable, __file__, "--one", kind, preset_name]
-            out = subprocess.run(
-                [*command, "--steps", str(args.steps)], capture_output=True, text=True, check=True
-            )
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            precisions = args.precisions.split(",") if kind == "distill" else ["fp32"]
+            for precision in precisions:
+                command = [sys.executable, __file__, "--one", kind, preset_name, precision]
+                out = subprocess.run(
+                    [*command, "--steps", str(args.steps), *crop],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(
-        f"{'preset':6} {'batch':>5} {'critic s':>9} {'crit+gen s':>10} {'mean s':>8} "
-        f"{'critic GFLOP':>12} {'crit+gen GFLOP':>14} {'peak MiB':>9}"
+        f"{'preset':6} {'prec':>4} {'batch':>5} {'crop':>5} {'critic s':>9} {'crit+gen s':>10} "
+        f"{'mean s':>8} {'critic GFLOP':>12} {'crit+gen GFLOP':>14} {'peak MiB':>9}"
     )
     for r in (r for r in rows if r["kind"] == "distill"):
         print(
-            f"{r['preset']:6} {r['batch']:>5} {r['critic_step_s']:>9.3f} "
+            f"{r['preset']:6} {r['precision']:>4} {r['batch']:>5} {r['crop_s']:>5} "
+            f"{r['critic_step_s']:>9.3f} "
             f"{r['critic_generator_step_s']:>10.3f} {r['mean_step_s']:>8.3f} "
             f"{r['critic_step_gflop']:>12.1f} {r['critic_generator_step_gflop']:>14.1f} "
             f"{r['peak_rss_mib']:>9.0f}"
@@ -206,12 +227,17 @@ def main() -> None:
 
 
 def write_results(rows: list[dict]) -> None:
-    """Merge `rows` into the results file (same kind and preset replaced), atomically."""
+    """Merge `rows` into the results file (same kind, preset, precision and crop replaced),
+    atomically."""
+
+    def key(r: dict) -> tuple:
+        return r["kind"], r["preset"], r.get("precision", "fp32"), r.get("crop_s")
+
     kept = []
     if RESULTS.is_file():
-        fresh = {(r["kind"], r["preset"]) for r in rows}
+        fresh = {key(r) for r in rows}
         old = json.loads(RESULTS.read_text())["rows"]
-        kept = [r for r in old if (r["kind"], r["preset"]) not in fresh]
+        kept = [r for r in old if key(r) not in fresh]
     write_json_atomic(RESULTS, {"machine": "2-core CPU, torch CPU", "rows": kept + rows})
 
 
