@@ -27,7 +27,7 @@ demo: install
 	@echo "wrote demo_out/demo.wav"
 
 # Train the default model from nothing (world -> codec -> latents -> teacher -> student ->
-# export -> benchmark; resumable, about 3 h 45 min on 2 CPU cores) and install it as the shipped model.
+# export -> benchmark; resumable, about 5 h on 2 CPU cores) and install it as the shipped model.
 model: install sources
 	$(VENV)/bin/audiox-turbo recipe demo --out runs/demo
 	rm -rf src/audiox_turbo/assets/default
