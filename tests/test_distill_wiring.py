@@ -139,6 +139,18 @@ def test_every_network_call_hides_the_padded_frames(tmp_path):
             assert torch.equal(mask, expected.repeat(mask.shape[0] // len(expected), 1)), name
 
 
+@pytest.fixture
+def fresh_accelerator_state():
+    """accelerate keeps one mixed-precision setting per process: clear it around a test that
+    asks for another (its own test utilities do the same)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
+@pytest.mark.usefixtures("fresh_accelerator_state")
 def test_bf16_precision_autocasts_the_trained_networks_and_not_the_teacher(tmp_path):
     """`train.precision` bf16 on the CPU: student and fake score run under bf16 autocast (their
     weights stay float32), the frozen teacher, the real score, in float32."""
