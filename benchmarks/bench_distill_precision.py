@@ -91,7 +91,8 @@ def main() -> None:
     from audiox_turbo.train.trainer import Trainer
 
     run = load_run_config(Path(args.config))
-    run = dataclasses.replace(run, model=args.teacher)
+    fp32 = dataclasses.replace(run.train, precision="fp32")  # bf16 is this script's to switch
+    run = dataclasses.replace(run, model=args.teacher, train=fp32)
     model = AudioXTurbo.from_pretrained(args.teacher)
     dataset, collate = _generative_dataset(run, args.data, model.config)
     task = DistillTask(model, run.train, run.distill, seed=run.train.seed)
