@@ -156,9 +156,9 @@ def test_bf16_precision_autocasts_the_trained_networks_and_not_the_teacher(tmp_p
     weights stay float32), the frozen teacher, the real score, in float32."""
     teacher = AudioXTurbo.from_preset("tiny")
     settings = DistillConfig(critic_updates=1, regression_weight=0.5, gan_weight=0.5)
-    task = DistillTask(teacher, train_config(1, precision="bf16"), settings)
-    dataset = LatentClips(teacher.config.codec.latent_dim)
     config = train_config(1, precision="bf16")
+    task = DistillTask(teacher, config, settings)
+    dataset = LatentClips(teacher.config.codec.latent_dim)
     trainer = Trainer(task, config, tmp_path, dataset, collate, progress=False, cpu=True)
     networks = {"student": task.student, "fake_score": task.fake_score}
     networks["teacher"] = task.teacher.denoiser
