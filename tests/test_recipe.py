@@ -177,6 +177,32 @@ def test_recipe_errors_are_one_line(tmp_path):
         Recipe(tiny_recipe(), tmp_path / "r").run(until="deploy")
 
 
+def _leaves(data, path=""):
+    if isinstance(data, dict):
+        return {k: v for key in data for k, v in _leaves(data[key], f"{path}.{key}").items()}
+    return {path: data}
+
+
+def test_the_fast_demo_recipe_differs_from_demo_only_in_its_budget(tmp_path):
+    fast, demo = _leaves(to_dict(recipe("demo-fast"))), _leaves(to_dict(recipe("demo")))
+    changed = {k: fast[k] for k in fast if fast[k] != demo[k]}
+    assert changed == {
+        ".name": "demo-fast",
+        ".teacher.train.max_steps": 5000,
+        ".teacher.train.precision": "bf16",
+        ".finetune.train.max_steps": 1500,
+        ".finetune.train.precision": "bf16",
+        ".distill.train.max_steps": 600,
+        ".distill.distill.regression_pool": 16,
+        ".selection.from_step": 300,
+    }
+    Recipe(recipe("demo-fast"), tmp_path).stages()
+    runs = {s: json.loads((tmp_path / f"{s}.json").read_text()) for s in ("teacher", "distill")}
+    assert runs["teacher"]["train"]["precision"] == "bf16"
+    assert runs["distill"]["train"]["precision"] == "fp32"
+    assert runs["distill"]["model"] == str(tmp_path / "finetune" / "model")
+
+
 def test_frozen_encoder_features_are_cached_and_video_tasks_trained(tmp_path):
     """The demo preset's text (MiniLM) and video (motion) encoders are frozen: the latents
     stage caches both, and its teacher trains the video tasks on them; the tiny preset's

@@ -11,7 +11,9 @@ import typer
 
 
 def recipe_command(
-    name: str = typer.Argument(..., help="A recipe (tiny, distill-world, demo) or a recipe JSON."),
+    name: str = typer.Argument(
+        ..., help="A recipe (tiny, distill-world, demo, demo-fast) or a recipe JSON."
+    ),
     out: Path = typer.Option(..., "--out", help="Recipe folder (every stage's run inside)."),
     device: str = typer.Option("cpu", help="cpu | cuda: where the stages train and generate."),
     until: str | None = typer.Option(None, help="Stop after this stage."),
