@@ -5,7 +5,8 @@ magnitudes) -> log(mel + encoder_floor) -> per-band standardisation (`band_mean`
 fitted on training audio by `fit_band_statistics`) -> `frames_per_latent` frames stacked per
 latent frame. Decoder (no weights): the inverse, then magnitudes from mel bands by
 Richardson–Lucy deconvolution (multiplicative updates from the pseudo-inverse), phases from
-the magnitudes (`peak_locked_phase`) and the inverse STFT.
+the magnitudes (`peak_locked_phase`), the inverse STFT and the temporal envelope the frames
+imply (`envelope.restore_envelope`: no energy ahead of an onset).
 
 Why: on the real-source world test split, 80 bands resynthesised this way are judged as well
 as the originals (class accuracy 0.91 vs 0.89, key 0.69 vs 0.74, every test tone within 50
@@ -20,11 +21,16 @@ import torch
 from torch import Tensor, nn
 
 from audiox_turbo.codec.bottleneck import STD_FLOOR, VariationalCodec
+from audiox_turbo.codec.envelope import restore_envelope
 from audiox_turbo.codec.spectral import istft_same, peak_locked_phase, stft_same
 from audiox_turbo.config import CodecConfig
 from audiox_turbo.mel import mel_filterbank
 
 DECONVOLUTION_ITERATIONS = 30
+ENVELOPE_ITERATIONS = 30
+ENVELOPE_GAP_FRAMES = 9
+"""Energy gaps shorter than 9 frames (144 ms at hop 256) keep the stationary smear
+(`envelope.close_gaps`); chosen on the shipped student's world benchmark (`docs/benchmarks.md`)."""
 _MAGNITUDE_FLOOR = 1e-5
 
 
@@ -85,12 +91,14 @@ class LogMelAnalysis(nn.Module):
 class LogMelSynthesis(nn.Module):
     """log(mel + floor) (B, C·k·n_mels, T) -> waveform (B, C, T·k·hop), float32: the floor
     removed, mel bands to magnitudes (`mel_to_magnitude`, `iterations` updates), locked phase,
-    inverse STFT."""
+    inverse STFT, temporal envelope (`restore_envelope`, `envelope_iterations` updates)."""
 
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
         self.config = config
         self.iterations = DECONVOLUTION_ITERATIONS
+        self.envelope_iterations = ENVELOPE_ITERATIONS
+        self.envelope_gap_frames = ENVELOPE_GAP_FRAMES
 
     def forward(self, log_mel: Tensor) -> Tensor:
         cfg = self.config
@@ -103,6 +111,15 @@ class LogMelSynthesis(nn.Module):
         phase = peak_locked_phase(magnitude.log(), cfg.n_fft, cfg.hop_length).float()
         window = torch.hann_window(cfg.n_fft, device=device)
         wav = istft_same(torch.polar(magnitude, phase), cfg.n_fft, cfg.hop_length, window)
+        wav = restore_envelope(
+            wav,
+            magnitude,
+            cfg.n_fft,
+            cfg.hop_length,
+            window,
+            self.envelope_iterations,
+            self.envelope_gap_frames,
+        )
         return wav.reshape(batch, c, -1)
 
 

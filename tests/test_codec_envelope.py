@@ -1,0 +1,136 @@
+"""Temporal envelope restoration in the log-mel codec's decoder: frame energies against a float64
+reference, gap closing, onsets that come back on time with no energy ahead of them, stationary
+sounds and short gaps left alone, attenuation only, and odd geometries."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from audiox_turbo.codec import LogMelCodec
+from audiox_turbo.codec.envelope import close_gaps, frame_energies, restore_envelope
+from audiox_turbo.codec.spectral import stft_same
+from audiox_turbo.config import CodecConfig
+from audiox_turbo.data.world.measure import detect_onsets
+
+RATE = 16000
+DEMO_MEL = CodecConfig(
+    kind="mel",
+    sample_rate=RATE,
+    audio_channels=1,
+    latent_dim=160,
+    n_fft=1024,
+    hop_length=256,
+    frames_per_latent=2,
+    n_mels=80,
+    encoder_floor=1e-3,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _round_trip(codec: LogMelCodec, wave: torch.Tensor, iterations: int) -> torch.Tensor:
+    codec.decoder.envelope_iterations = iterations
+    latents = codec.encode(wave[None, None], sample=False)
+    return codec.decode(latents)[0, 0, : len(wave)]
+
+
+def _bursts(starts: list[float], length: float, seconds: float = 2.0) -> torch.Tensor:
+    """Decaying 300–3000 Hz tone clusters starting at `starts` (s), silence elsewhere."""
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(int(seconds * RATE), dtype=torch.float64) / RATE
+    wave = torch.zeros_like(t)
+    for start in starts:
+        on = (t >= start) & (t < start + length)
+        local = (t - start).clamp_min(0)
+        for f in torch.linspace(300, 3000, 7):
+            phase = float(torch.rand(1, generator=g)) * 2 * math.pi
+            wave += on * torch.exp(-local / 0.15) * torch.sin(2 * math.pi * f * local + phase)
+    return (0.1 * wave).float()
+
+
+def _energy(wave: torch.Tensor, start: float, stop: float) -> float:
+    return float(wave[int(start * RATE) : int(stop * RATE)].double().square().sum())
+
+
+def test_frame_energies_are_the_windowed_energies_by_parseval() -> None:
+    g = torch.Generator().manual_seed(1)
+    wave = torch.randn(2, 64 * 40, generator=g)
+    window = torch.hann_window(256)
+    energies = frame_energies(stft_same(wave, 256, 64, window).abs(), 256)
+    padded = np.pad(wave.double().numpy(), ((0, 0), (96, 96)))
+    w = window.double().numpy()
+    reference = np.stack(
+        [[np.sum((row[f * 64 : f * 64 + 256] * w) ** 2) for f in range(40)] for row in padded]
+    )
+    np.testing.assert_allclose(energies.double().numpy(), reference, rtol=1e-4)
+
+
+def test_closing_fills_narrow_dips_and_keeps_steps_and_wide_dips() -> None:
+    level = torch.tensor([[1.0] * 6 + [1e-4] * 3 + [1.0] * 6 + [1e-4] * 7 + [10.0] * 6])
+    closed = close_gaps(level, 5)
+    assert torch.allclose(closed[0, 6:9], torch.ones(3))  # 3-frame dip < 5: filled
+    assert torch.allclose(closed[0, 15:22], level[0, 15:22])  # 7-frame dip: kept
+    assert torch.allclose(closed[0, 22:], level[0, 22:])  # the step up: kept
+    assert torch.equal(close_gaps(level, 1), level)
+
+
+def test_an_onset_after_silence_comes_back_on_time_without_energy_ahead_of_it() -> None:
+    codec = LogMelCodec(DEMO_MEL)
+    onset = 0.8203125  # between frame centres
+    wave = _bursts([onset], length=0.5)
+    smeared = _round_trip(codec, wave, iterations=0)
+    restored = _round_trip(codec, wave, iterations=30)
+    after = _energy(restored, onset, onset + 0.1)
+    assert _energy(restored, onset - 0.03, onset - 0.01) < 1e-3 * after
+    assert _energy(smeared, onset - 0.03, onset - 0.01) > 1e-2 * after  # what it removes
+    head = (onset, onset + 0.01)
+    assert _energy(restored, *head) > 0.9 * _energy(smeared, *head)  # the attack itself is kept
+    detected = detect_onsets(restored.numpy(), RATE)
+    assert len(detected) == 1 and abs(detected[0] - onset) < 0.015
+    assert abs(detect_onsets(smeared.numpy(), RATE)[0] - onset) > 0.025
+
+
+def test_a_steady_sound_and_a_short_gap_keep_the_stationary_synthesis() -> None:
+    codec = LogMelCodec(DEMO_MEL)
+    n = torch.arange(2 * RATE, dtype=torch.float64)
+    tone = (0.2 * torch.sin(2 * math.pi * 440 * n / RATE)).float()
+    restored, smeared = _round_trip(codec, tone, 30), _round_trip(codec, tone, 0)
+    middle = slice(RATE // 4, -RATE // 4)
+    assert _energy(restored[middle], 0, 1.5) > 0.97 * _energy(smeared[middle], 0, 1.5)
+    gap = _bursts([0.5, 0.86], length=0.3)  # a 60 ms gap: shorter than the closing's 9 frames
+    in_gap = (0.81, 0.855)
+    smeared_gap = _energy(_round_trip(codec, gap, 0), *in_gap)
+    codec.decoder.envelope_gap_frames = 9
+    assert _energy(_round_trip(codec, gap, 30), *in_gap) > 0.5 * smeared_gap
+    codec.decoder.envelope_gap_frames = 1
+    assert _energy(_round_trip(codec, gap, 30), *in_gap) < 0.2 * smeared_gap
+
+
+def test_restoration_only_attenuates_and_keeps_shapes_for_odd_geometries() -> None:
+    g = torch.Generator().manual_seed(3)
+    for n_fft, hop in ((1024, 256), (256, 64), (400, 100), (30, 10)):
+        frames = 12
+        wave = torch.randn(3, frames * hop, generator=g)
+        loud = 1 + 30 * (torch.arange(frames) >= frames // 2)  # frames louder than the wave
+        magnitude = torch.rand(3, n_fft // 2 + 1, frames, generator=g) * loud
+        window = torch.hann_window(n_fft)
+        out = restore_envelope(wave, magnitude, n_fft, hop, window, iterations=10, gap_frames=3)
+        assert out.shape == wave.shape and out.dtype == wave.dtype
+        assert bool(torch.isfinite(out).all())
+        assert bool((out.abs() <= wave.abs() * (1 + 1e-5)).all())
+        assert bool((out.abs() < wave.abs() * 0.9).any())
+
+
+def test_stereo_and_batched_decoding_restore_each_channel_alone() -> None:
+    codec = LogMelCodec(dataclasses.replace(DEMO_MEL, audio_channels=2, latent_dim=320))
+    left, right = _bursts([0.5], 0.3), _bursts([1.2], 0.3)
+    stereo = torch.stack([left, right])[None]
+    out = codec.decode(codec.encode(stereo, sample=False))[0, :, : left.shape[-1]]
+    for channel, onset in ((0, 0.5), (1, 1.2)):
+        detected = detect_onsets(out[channel].numpy(), RATE)
+        assert abs(detected[0] - onset) < 0.015
