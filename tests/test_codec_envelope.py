@@ -14,21 +14,11 @@ import torch
 from audiox_turbo.codec import LogMelCodec
 from audiox_turbo.codec.envelope import close_gaps, frame_energies, restore_envelope
 from audiox_turbo.codec.spectral import stft_same
-from audiox_turbo.config import CodecConfig
+from audiox_turbo.config import preset
 from audiox_turbo.data.world.measure import detect_onsets
 
-RATE = 16000
-DEMO_MEL = CodecConfig(
-    kind="mel",
-    sample_rate=RATE,
-    audio_channels=1,
-    latent_dim=160,
-    n_fft=1024,
-    hop_length=256,
-    frames_per_latent=2,
-    n_mels=80,
-    encoder_floor=1e-3,
-)
+DEMO_MEL = preset("demo").codec
+RATE = DEMO_MEL.sample_rate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -77,6 +67,8 @@ def test_closing_fills_narrow_dips_and_keeps_steps_and_wide_dips() -> None:
     assert torch.allclose(closed[0, 15:22], level[0, 15:22])  # 7-frame dip: kept
     assert torch.allclose(closed[0, 22:], level[0, 22:])  # the step up: kept
     assert torch.equal(close_gaps(level, 1), level)
+    with pytest.raises(ValueError, match="odd width, got 4"):
+        close_gaps(level, 4)
 
 
 def test_an_onset_after_silence_comes_back_on_time_without_energy_ahead_of_it() -> None:
@@ -126,7 +118,7 @@ def test_restoration_only_attenuates_and_keeps_shapes_for_odd_geometries() -> No
         assert bool((out.abs() < wave.abs() * 0.9).any())
 
 
-def test_stereo_and_batched_decoding_restore_each_channel_alone() -> None:
+def test_stereo_decoding_restores_each_channel_alone() -> None:
     codec = LogMelCodec(dataclasses.replace(DEMO_MEL, audio_channels=2, latent_dim=320))
     left, right = _bursts([0.5], 0.3), _bursts([1.2], 0.3)
     stereo = torch.stack([left, right])[None]

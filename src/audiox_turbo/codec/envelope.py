@@ -41,6 +41,8 @@ def frame_energies(magnitude: Tensor, n_fft: int) -> Tensor:
 def close_gaps(energy: Tensor, frames: int) -> Tensor:
     """(N, F) energies > 0 -> (N, F): dips of log energy narrower than `frames` filled
     (dilation then erosion over `frames`, odd); steps and peaks are kept."""
+    if frames % 2 == 0:
+        raise ValueError(f"gap_frames: the closing needs an odd width, got {frames}")
     if frames <= 1:
         return energy
     log = energy.clamp_min(1e-20).log()[:, None]
@@ -49,9 +51,11 @@ def close_gaps(energy: Tensor, frames: int) -> Tensor:
 
 
 def _block(n_fft: int, hop: int) -> int:
-    """The largest common divisor of hop and n_fft that is at most hop / BLOCKS_PER_HOP."""
+    """The largest common divisor of hop and n_fft that is at most hop / BLOCKS_PER_HOP (1 for
+    hops shorter than that)."""
     common = math.gcd(n_fft, hop)
-    return max(d for d in range(1, common + 1) if common % d == 0 and d * BLOCKS_PER_HOP <= hop)
+    divisors = (d for d in range(1, common + 1) if common % d == 0)
+    return max((d for d in divisors if d * BLOCKS_PER_HOP <= hop), default=1)
 
 
 def restore_envelope(
@@ -67,7 +71,7 @@ def restore_envelope(
     -> wav (N, F·hop), attenuated where it holds more energy than the frames imply."""
     if iterations <= 0:
         return wav
-    block = _block(n_fft, hop) if hop >= BLOCKS_PER_HOP else 1
+    block = _block(n_fft, hop)
     n, frames = magnitude.shape[0], magnitude.shape[-1]
     pad = same_padding(n_fft, hop)
     span = (frames - 1) * hop + n_fft
