@@ -1,6 +1,7 @@
 """Temporal envelope restoration in the log-mel codec's decoder: frame energies against a float64
-reference, gap closing, onsets that come back on time with no energy ahead of them, stationary
-sounds and short gaps left alone, attenuation only, and odd geometries."""
+reference, gap closing, the gain's rise where the frames put an onset, onsets that come back on
+time with no energy ahead of them, stationary sounds and short gaps left alone, attenuation only,
+non-finite items, odd geometries and stereo."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from audiox_turbo.codec import LogMelCodec
-from audiox_turbo.codec.envelope import close_gaps, frame_energies, restore_envelope
+from audiox_turbo.codec.envelope import _block, close_gaps, frame_energies, restore_envelope
 from audiox_turbo.codec.spectral import stft_same
 from audiox_turbo.config import preset
 from audiox_turbo.data.world.measure import detect_onsets
@@ -69,6 +70,10 @@ def test_closing_fills_narrow_dips_and_keeps_steps_and_wide_dips() -> None:
     assert torch.equal(close_gaps(level, 1), level)
     with pytest.raises(ValueError, match="odd width, got 4"):
         close_gaps(level, 4)
+    edge = torch.tensor([[1e-4] * 4 + [1.0] * 12, [1e-4] * 5 + [1.0] * 11])
+    closed = close_gaps(edge, 9)
+    assert torch.allclose(closed[0], torch.ones(16))  # 4 frames at the start: filled
+    assert torch.allclose(closed[1], edge[1])  # 5 > 9 // 2: kept
 
 
 def test_an_onset_after_silence_comes_back_on_time_without_energy_ahead_of_it() -> None:
@@ -85,6 +90,33 @@ def test_an_onset_after_silence_comes_back_on_time_without_energy_ahead_of_it() 
     detected = detect_onsets(restored.numpy(), RATE)
     assert len(detected) == 1 and abs(detected[0] - onset) < 0.015
     assert abs(detect_onsets(smeared.numpy(), RATE)[0] - onset) > 0.025
+
+
+@pytest.mark.parametrize("n_fft, hop", [(1024, 256), (256, 64), (400, 100), (30, 10)])
+def test_the_gain_rises_where_the_frames_put_the_onset(n_fft: int, hop: int) -> None:
+    g = torch.Generator().manual_seed(4)
+    frames = 40
+    noise = torch.randn(1, frames * hop, generator=g)
+    block = _block(n_fft, hop)
+    for n0 in (frames * hop // 2, frames * hop // 2 + hop // 3, frames * hop // 2 + hop // 2):
+        window = torch.hann_window(n_fft)
+        switched_on = noise * (torch.arange(frames * hop) >= n0)
+        magnitude = stft_same(switched_on, n_fft, hop, window).abs()
+        gain = restore_envelope(noise, magnitude, n_fft, hop, window, iterations=30) / noise
+        half = int((gain[0] >= 0.5).nonzero()[0]) - n0  # 1–2 blocks early at 30 updates
+        assert -2 * block - 4 <= half <= block
+        assert float(gain[0, : n0 - n_fft // 4 - block].abs().max()) < 0.1
+
+
+def test_a_non_finite_item_is_left_alone_and_does_not_spread() -> None:
+    g = torch.Generator().manual_seed(5)
+    wave = torch.randn(2, 64 * 20, generator=g)
+    magnitude = torch.rand(2, 129, 20, generator=g)
+    wave[1, 100] = float("nan")
+    out = restore_envelope(wave, magnitude, 256, 64, torch.hann_window(256), iterations=10)
+    assert bool(torch.isfinite(out[0]).all())
+    assert torch.equal(out[1].isnan(), wave[1].isnan())
+    assert torch.equal(torch.nan_to_num(out[1]), torch.nan_to_num(wave[1]))
 
 
 def test_a_steady_sound_and_a_short_gap_keep_the_stationary_synthesis() -> None:
@@ -125,4 +157,4 @@ def test_stereo_decoding_restores_each_channel_alone() -> None:
     out = codec.decode(codec.encode(stereo, sample=False))[0, :, : left.shape[-1]]
     for channel, onset in ((0, 0.5), (1, 1.2)):
         detected = detect_onsets(out[channel].numpy(), RATE)
-        assert abs(detected[0] - onset) < 0.015
+        assert len(detected) == 1 and abs(detected[0] - onset) < 0.015

@@ -27,20 +27,23 @@ from torch import Tensor
 from audiox_turbo.codec.spectral import same_padding
 
 BLOCKS_PER_HOP = 16
-"""Fine envelope resolution: up to 16 blocks per hop (1 ms at hop 256, 16 kHz)."""
+"""Fine envelope resolution: at least 16 blocks per hop where the hop allows it (1 ms blocks at
+hop 256, 16 kHz), one block per sample below that."""
 
 
 def frame_energies(magnitude: Tensor, n_fft: int) -> Tensor:
     """(N, n_fft//2 + 1, F) STFT magnitudes -> (N, F) windowed frame energies (Parseval)."""
-    weight = torch.full((magnitude.shape[1],), 2.0, device=magnitude.device)
+    weight = torch.full((magnitude.shape[1],), 2.0, device=magnitude.device, dtype=torch.float32)
     weight[0] = 1.0
-    weight[-1] = 1.0
+    if n_fft % 2 == 0:
+        weight[-1] = 1.0  # the Nyquist bin is its own mirror
     return torch.einsum("k,nkf->nf", weight, magnitude.float().square()) / n_fft
 
 
 def close_gaps(energy: Tensor, frames: int) -> Tensor:
     """(N, F) energies > 0 -> (N, F): dips of log energy narrower than `frames` filled
-    (dilation then erosion over `frames`, odd); steps and peaks are kept."""
+    (dilation then erosion over `frames`, odd); steps and peaks are kept. A dip touching either
+    end is filled only when it is at most frames // 2 frames long."""
     if frames % 2 == 0:
         raise ValueError(f"gap_frames: the closing needs an odd width, got {frames}")
     if frames <= 1:
@@ -68,14 +71,19 @@ def restore_envelope(
     gap_frames: int = 1,
 ) -> Tensor:
     """wav (N, F·hop) synthesised from magnitude (N, n_fft//2 + 1, F) with `stft_same` framing
-    -> wav (N, F·hop), attenuated where it holds more energy than the frames imply."""
+    and window (n_fft,) -> wav (N, F·hop) in wav's dtype, attenuated where it holds more energy
+    than the frames imply. Items with a non-finite sample or magnitude are returned as they are
+    (the deconvolution would spread one NaN over the whole clip)."""
     if iterations <= 0:
         return wav
+    finite = torch.isfinite(wav).all(-1) & torch.isfinite(magnitude).flatten(1).all(-1)
+    clean = torch.where(finite[:, None], wav, 0.0)
+    magnitude = torch.where(finite[:, None, None], magnitude, 0.0)
     block = _block(n_fft, hop)
     n, frames = magnitude.shape[0], magnitude.shape[-1]
     pad = same_padding(n_fft, hop)
     span = (frames - 1) * hop + n_fft
-    padded = F.pad(wav.float(), (pad, pad))[:, :span]
+    padded = F.pad(clean.float(), (pad, pad))[:, :span]
     own = padded.square().reshape(n, 1, span // block, block).mean(-1) + 1e-12
     kernel = window.float().square().reshape(1, 1, n_fft // block, block).sum(-1)
     stride = hop // block
@@ -88,4 +96,5 @@ def restore_envelope(
         envelope = envelope * F.conv_transpose1d(ratio, kernel, stride=stride) / coverage
     gain = (envelope / own).sqrt().clamp(max=1.0)
     gain = F.interpolate(gain, scale_factor=block, mode="linear", align_corners=False)[:, 0]
-    return wav * gain[:, pad : pad + frames * hop].to(wav.dtype)
+    restored = clean * gain[:, pad : pad + frames * hop].to(wav.dtype)
+    return torch.where(finite[:, None], restored, wav)

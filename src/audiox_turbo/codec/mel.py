@@ -29,7 +29,7 @@ from audiox_turbo.mel import mel_filterbank
 DECONVOLUTION_ITERATIONS = 30
 ENVELOPE_ITERATIONS = 30
 ENVELOPE_GAP_FRAMES = 9
-"""Energy gaps shorter than 9 frames (144 ms at hop 256) keep the stationary smear
+"""Energy gaps shorter than 9 frames (144 ms at hop 256, 16 kHz) keep the stationary smear
 (`envelope.close_gaps`); chosen on the shipped student's world benchmark (`docs/benchmarks.md`)."""
 _MAGNITUDE_FLOOR = 1e-5
 
