@@ -88,8 +88,8 @@ def restore_envelope(
     kernel = window.float().square().reshape(1, 1, n_fft // block, block).sum(-1)
     stride = hop // block
     target = close_gaps(frame_energies(magnitude, n_fft), gap_frames)[:, None]
-    ones = torch.ones_like(target)
-    coverage = F.conv_transpose1d(ones, kernel, stride=stride).clamp_min(1e-12)
+    coverage = F.conv_transpose1d(torch.ones_like(target), kernel, stride=stride)
+    coverage = coverage.clamp_min(1e-12)
     envelope = own
     for _ in range(iterations):
         ratio = target / F.conv1d(envelope, kernel, stride=stride).clamp_min(1e-12)
