@@ -152,10 +152,25 @@ def test_student_shift_recovers_the_grid_shift():
 
 
 def test_bad_distill_settings_are_one_line_errors_naming_the_source():
-    bad = DistillConfig(critic_updates=0, gan_loss="wasserstein", t_min=0.5, t_max=0.4)
+    bad = DistillConfig(
+        critic_updates=0,
+        gan_loss="wasserstein",
+        t_min=0.5,
+        t_max=0.4,
+        refine_steps=5,
+        refine_teacher_steps=0,
+        refine_weight=-1.0,
+    )
     with pytest.raises(AudioXError, match=r"^run\.json: distill: .*critic_updates") as info:
         check_distill_config(bad, "run.json")
-    assert "wasserstein" in str(info.value) and "t_min" in str(info.value)
+    for problem in (
+        "wasserstein",
+        "t_min",
+        "refine_steps",
+        "refine_teacher_steps",
+        "refine_weight",
+    ):
+        assert problem in str(info.value)
     assert "\n" not in str(info.value)
     check_distill_config(DistillConfig(), "run.json")
 

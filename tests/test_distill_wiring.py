@@ -139,6 +139,60 @@ def test_every_network_call_hides_the_padded_frames(tmp_path):
             assert torch.equal(mask, expected.repeat(mask.shape[0] // len(expected), 1)), name
 
 
+def fixed_student_input(task: DistillTask, b, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Make the task's generator phase start at student step k from a fixed state x_t."""
+    x_t = torch.randn(b.x0.shape, generator=torch.Generator().manual_seed(3))
+    t = task.timesteps[k].to(x_t.dtype).expand(len(x_t))
+    task.student_input = lambda _b, _ctx: (x_t, t, k)
+    return x_t, t
+
+
+def test_refinement_regresses_the_guided_teacher_ode_from_the_students_own_state(tmp_path):
+    """At the last student step, the student's x0 from its own state x_t regresses the teacher's
+    guided Euler ODE from x_t to 0 (float64 reference: from t = 0.25, two steps of a grid of
+    eight); the gradient reaches the student, lowers the term when followed, and leaves the
+    teacher untouched."""
+    settings = DistillConfig(
+        teacher_cfg=3.0, dmd_weight=0.0, gan_weight=0.0, refine_weight=1.0, refine_teacher_steps=8
+    )
+    task, trainer, batch = task_and_context(tmp_path, settings)
+    ctx = trainer.context()
+    b = task.prepare(batch, ctx)
+    x_t, t = fixed_student_input(task, b, k=3)
+    losses = task.generator_losses(b, ctx)
+    with torch.no_grad():
+        teacher = conditioned_velocity(
+            task.teacher.denoiser, task.teacher.conditioner, b.cond, 3.0, b.duration, b.mask
+        )
+        x, t0 = x_t.double(), float(t[0])
+        for start, end in ((t0, t0 / 2), (t0 / 2, 0.0)):
+            v = teacher(x.float(), torch.full_like(t, start)).double()
+            x = x + (end - start) * v
+        student_x0 = x_t.double() - t0 * task.student(x_t, t, b.cond, x_mask=b.mask).double()
+        weight = b.mask[:, None, :].double().expand_as(x)
+        expected = ((student_x0 - x) ** 2 * weight).sum() / weight.sum()
+    assert losses["refine"].item() == pytest.approx(expected.item(), rel=1e-4)
+    losses["loss"].backward()
+    assert all(p.grad is None for p in task.teacher.denoiser.parameters())
+    with torch.no_grad():
+        for p in task.student.parameters():
+            if p.grad is not None:
+                p -= 1e-3 * p.grad
+    assert task.generator_losses(b, ctx)["refine"] < losses["refine"]
+
+
+def test_refinement_applies_to_the_last_refine_steps_only(tmp_path):
+    settings = DistillConfig(gan_weight=0.0, refine_weight=1.0, refine_steps=2)
+    task, trainer, batch = task_and_context(tmp_path, settings)
+    ctx = trainer.context()
+    b = task.prepare(batch, ctx)
+    refined = []
+    for k in range(4):
+        fixed_student_input(task, b, k)
+        refined.append("refine" in task.generator_losses(b, ctx))
+    assert refined == [False, False, True, True]
+
+
 @pytest.fixture
 def fresh_accelerator_state():
     """accelerate keeps one mixed-precision setting per process: clear it around a test that

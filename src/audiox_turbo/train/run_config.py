@@ -152,6 +152,13 @@ class DistillConfig:
     """Anchor every student step, not only the first: the student at t_k, given the teacher
     ODE's state at t_k, regresses the ODE's endpoint (the map from x_t to a sample that the
     re-noising student sampler applies at each step)."""
+    refine_weight: float = 0.0
+    """On-policy refinement of the student's last `refine_steps` steps: its x0 from its own
+    state x_t there (the backward simulation's) regresses the teacher's guided Euler ODE from
+    x_t to 0, on a grid of `refine_teacher_steps` steps over [0, 1] (ceil(t · n) from t): the
+    detail that one step from t loses."""
+    refine_steps: int = 1
+    refine_teacher_steps: int = 12
     backward_simulation: bool = True
     t_min: float = 0.02
     t_max: float = 0.98

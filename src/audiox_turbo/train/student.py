@@ -53,7 +53,7 @@ from audiox_turbo.distill.dmd import (
 )
 from audiox_turbo.errors import AudioXError
 from audiox_turbo.flow.path import interpolate, x0_from_velocity
-from audiox_turbo.flow.sampling import SamplerSettings, VelocityFn
+from audiox_turbo.flow.sampling import SamplerSettings, VelocityFn, sample_euler
 from audiox_turbo.model.denoiser import Denoiser
 from audiox_turbo.model.flow_model import FlowModel
 from audiox_turbo.model.generation import conditioned_velocity, sample_latents
@@ -114,7 +114,20 @@ def check_distill_config(config: DistillConfig, source: str) -> None:
         problems.append(f"gan_max_t must be in (0, 1], got {config.gan_max_t}")
     if not config.gan_layers:
         problems.append("gan_layers must name at least one feature layer")
-    weights = ("teacher_cfg", "dmd_weight", "gan_weight", "gan_critic_weight", "regression_weight")
+    if not 1 <= config.refine_steps <= len(config.student_steps):
+        problems.append(
+            f"refine_steps must be in 1..{len(config.student_steps)}, got {config.refine_steps}"
+        )
+    if config.refine_teacher_steps < 1:
+        problems.append(f"refine_teacher_steps must be >= 1, got {config.refine_teacher_steps}")
+    weights = (
+        "teacher_cfg",
+        "dmd_weight",
+        "gan_weight",
+        "gan_critic_weight",
+        "regression_weight",
+        "refine_weight",
+    )
     problems += [f"{w} must be >= 0" for w in weights if not getattr(config, w) >= 0]
     if problems:
         raise AudioXError(f"{source}: distill: {'; '.join(problems)}")
@@ -398,6 +411,10 @@ class DistillTask(Task):
         if s.regression_weight > 0:
             losses["regression"] = regression_loss(x0[n:], pairs.target, pairs.mask)
             loss = loss + s.regression_weight * losses["regression"]
+        if s.refine_weight > 0 and k >= len(self.timesteps) - s.refine_steps:
+            target = self.teacher_refinement(b, x_t, t_k, ctx)
+            losses["refine"] = regression_loss(x_fake, target, b.mask)
+            loss = loss + s.refine_weight * losses["refine"]
         return {"loss": loss, **losses, "student_step": torch.tensor(float(k))}
 
     def ode_pairs_for(self, b: DistillBatch, ctx: StepContext) -> OdePairs:
@@ -469,6 +486,18 @@ class DistillTask(Task):
                 b.duration,
                 x_mask=b.mask,
             )
+
+    @torch.no_grad()
+    def teacher_refinement(
+        self, b: DistillBatch, x_t: Tensor, t: Tensor, ctx: StepContext
+    ) -> Tensor:
+        """The teacher's guided Euler ODE from the student's state x_t (B, D, T) at t (B,), all
+        equal, to t = 0 in ceil(t · `refine_teacher_steps`) equal steps (the density of an
+        Euler grid of that many steps over [0, 1]): its endpoint (B, D, T)."""
+        start = float(t[0])
+        steps = max(1, math.ceil(start * self.settings.refine_teacher_steps - 1e-9))
+        grid = torch.linspace(start, 0.0, steps + 1, dtype=torch.float64)
+        return sample_euler(self.teacher_velocity(b, ctx), x_t, grid)
 
     def teacher_ode(
         self, b: DistillBatch, noise: Tensor, ctx: StepContext
