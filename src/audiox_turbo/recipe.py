@@ -131,8 +131,9 @@ def tiny_recipe() -> RecipeConfig:
 def _distill_run(train: TrainConfig, teacher: dict[str, Any], **settings: Any) -> RunConfig:
     """The distillation settings the world benchmark chose (issue 12, `docs/benchmarks.md`):
     teacher CFG 3, two critic updates per generator update, critic lr 2e-4, generator lr 1e-4,
-    DMD's regression anchor at 0.25 on teacher ODE pairs, at every student step; `settings`
-    override them."""
+    DMD's regression anchor at 0.25 on teacher ODE pairs, at every student step, and the
+    student's last two steps refined toward the teacher's guided ODE from its own states
+    (weight 1, a 12-step grid); `settings` override them."""
     distill = {
         "teacher_cfg": 3.0,
         "critic_updates": 2,
@@ -140,6 +141,9 @@ def _distill_run(train: TrainConfig, teacher: dict[str, Any], **settings: Any) -
         "generator_lr": 1e-4,
         "regression_weight": 0.25,
         "regression_trajectory": True,
+        "refine_weight": 1.0,
+        "refine_steps": 2,
+        "refine_teacher_steps": 12,
         **settings,
     }
     return from_dict(RunConfig, {"train": to_dict(train), "teacher": teacher, "distill": distill})
