@@ -32,6 +32,16 @@ def test_record_step_appends_lines_and_writes_the_window_every_log_every(tmp_pat
     ]
 
 
+def test_window_means_count_only_the_steps_that_logged_a_value():
+    window = ThroughputWindow()
+    window.accumulate({"critic/loss": 1.0, "generator/loss": 4.0})
+    window.accumulate({"critic/loss": 3.0})
+    window.accumulate({"critic/loss": 5.0})
+    assert window.means() == {"critic/loss": 3.0, "generator/loss": 4.0}
+    window.reset()
+    assert window.means() == {}
+
+
 def test_truncate_after_drops_later_and_half_written_lines(tmp_path):
     paths = RunPaths(tmp_path)
     paths.logs.mkdir()

@@ -25,6 +25,7 @@ class ThroughputWindow:
 
     def reset(self) -> None:
         self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
         self.count = 0
         self.time = self.data_time = 0.0
         self.samples = self.frames = 0
@@ -40,9 +41,12 @@ class ThroughputWindow:
         self.count += 1
         for k, v in metrics.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
 
     def means(self) -> dict[str, float]:
-        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        """Each value's mean over the steps that logged it (a phase or term that runs on some
+        steps only, e.g. the generator's, is not diluted by the others)."""
+        return {k: v / self.counts[k] for k, v in self.sums.items()}
 
     def throughput(self) -> dict[str, float]:
         t = max(self.time, 1e-9)
