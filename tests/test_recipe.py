@@ -192,7 +192,7 @@ def test_the_fast_demo_recipe_differs_from_demo_only_in_its_budget(tmp_path):
         ".teacher.train.precision": "bf16",
         ".finetune.train.max_steps": 1500,
         ".finetune.train.precision": "bf16",
-        ".distill.train.max_steps": 600,
+        ".distill.train.max_steps": 900,
         ".distill.distill.regression_pool": 16,
         ".selection.from_step": 300,
     }
