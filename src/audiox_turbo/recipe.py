@@ -230,11 +230,11 @@ def demo_recipe() -> RecipeConfig:
 
 
 def demo_fast_recipe() -> RecipeConfig:
-    """The `demo` recipe within the 150 min budget of a 2-core CPU (121 min measured,
-    `docs/default_model.md`): teacher 5000 and fine-tune 1500 steps under bf16 autocast (the
-    same loss curve as fp32, 1.23x faster per step), 900 distillation steps (fp32) with a pool
-    of 16 teacher ODEs, the student chosen from step 300 (`docs/benchmarks.md`, issue 12: its
-    balanced FD 133 against the teacher's 125 at 50 steps)."""
+    """The `demo` recipe on a 2-core CPU's budget (about 152 min by its stages' measured
+    costs, `docs/default_model.md`): teacher 5000 and fine-tune 1500 steps under bf16 autocast
+    (the same loss curve as fp32, 1.23x faster per step), 900 distillation steps (fp32) with a
+    pool of 16 teacher ODEs, the student chosen from step 300 (`docs/benchmarks.md`, issue 12:
+    balanced FD 133 and 142 at two training seeds, its teacher's 125 at 50 steps)."""
     base = demo_recipe()
 
     def shortened(run: RunConfig, max_steps: int, precision: str) -> RunConfig:
