@@ -19,12 +19,13 @@ within 10 % of the multi-step FD, and no class takes more than twice its fair sh
 student's outputs; that last one also against each class's share of the judge's readings of
 the prompts' real clips, which the fair-share version does not allow for: the judge reads
 8.5 % of those clips as "drum kit" where the fair share is 2.3 %), `real_clips` (the judge on
-those clips: the ceiling) and `fd_vs_teacher_4`: how sure each FD difference is, by a paired
-bootstrap over the prompts (FD in the judge's 128-dim space from ~130 clips moves by ±25–35
-between prompt resamples).
+those clips: the ceiling), and how sure the FD gates are, by a paired bootstrap over the
+prompts (FD in the judge's 128-dim space from ~130 clips moves by ±25–35 between prompt
+resamples): `fd_vs_teacher_4` for each row, `student_fd_vs_1.1x_teacher_multi` for the 10 %
+gate.
 
     python benchmarks/bench_distill_world.py [--recipe demo] [--cache runs/demo] [--tag NAME]
-        [--distill-steps N] [--distill-settings JSON]
+        [--distill-steps N] [--distill-seed N] [--distill-settings JSON]
 """
 
 from __future__ import annotations
