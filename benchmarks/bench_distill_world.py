@@ -242,19 +242,9 @@ def tone_distance(a: dict[str, int], b: dict[str, int]) -> float:
 def resampled_fds(readings: JudgeReadings, draws: int = 300) -> list[np.ndarray]:
     """Per model: its FD on each of `draws` paired resamples of the prompts (the same prompts
     for every model, drawn with replacement)."""
-    import warnings
+    from audiox_turbo.eval.metrics import paired_resampled_fds
 
-    from audiox_turbo.eval.metrics import frechet_distance
-
-    reference = readings.real_embeddings
-    rng = np.random.default_rng(SEED)
-    picks = [rng.integers(0, len(reference), len(reference)) for _ in range(draws)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return [
-            np.array([frechet_distance(reference[j], g[j]) for j in picks])
-            for g in readings.embeddings
-        ]
+    return list(paired_resampled_fds(readings.real_embeddings, readings.embeddings, draws, SEED))
 
 
 def spread(diff: np.ndarray) -> dict[str, float]:

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from audiox_turbo.cli.eval import bench_command, benchmark_app, eval_command, judge_app
 from audiox_turbo.data.manifest import TASKS, read_manifest
 from audiox_turbo.errors import AudioXError
+from audiox_turbo.eval.metrics import frechet_distance
 from audiox_turbo.eval.world_benchmark import MUSIC_TASKS, VIDEO_TASKS
 
 SR = 16000
@@ -196,6 +197,11 @@ def test_benchmark_world_runs_every_task_on_tiny(app, judge_dir, tmp_path) -> No
     clips = [json.loads(line) for line in (out / "world_clips.jsonl").read_text().splitlines()]
     assert [c["seed"] for c in clips] == list(range(len(TASKS)))
     assert [c["task"] for c in clips] == list(TASKS)
+    saved = np.load(out / "world_embeddings.npz")
+    assert list(saved["ids"]) == [c["id"] for c in clips]
+    assert list(saved["tasks"]) == list(TASKS)
+    all_fd = next(r for r in report["rows"] if r["task"] == "all")["fd"]
+    assert frechet_distance(saved["reference"], saved["generated"]) == pytest.approx(all_fd)
     for c in clips:
         assert c["class_correct"] == (c["predicted_class"] == c["expected_class"])
         assert c["reference_class"] and c["expected_class"].split(":")[0] in (

@@ -61,6 +61,23 @@ def test_frechet_distance_of_diagonal_gaussians_from_random_draws():
     assert metrics.frechet_distance(x, y) == pytest.approx(expected, abs=0.1)
 
 
+def test_paired_resampled_fds_draw_the_same_prompts_for_every_set():
+    """Each resample is one bootstrap draw of prompt rows, shared by every set: its FD is the
+    FD of those rows; a set equal to the reference reads 0 on every draw; seeded."""
+    rng = np.random.default_rng(3)
+    reference = rng.normal(size=(40, 3))
+    near, far = reference + 0.1 * rng.normal(size=(40, 3)), reference + 2.0
+    fds = metrics.paired_resampled_fds(reference, [reference, near, far], draws=7, seed=5)
+    assert fds.shape == (3, 7) and np.allclose(fds[0], 0.0, atol=1e-9)
+    draws = np.random.default_rng(5)
+    for i in range(7):
+        rows = draws.integers(0, 40, 40)
+        assert fds[1, i] == pytest.approx(metrics.frechet_distance(reference[rows], near[rows]))
+    assert (fds[1] < fds[2]).all()
+    again = metrics.paired_resampled_fds(reference, [near], draws=7, seed=5)
+    np.testing.assert_array_equal(again[0], fds[1])
+
+
 def test_frechet_distance_of_identical_sets_is_zero():
     x = np.random.default_rng(2).standard_normal((300, 16))
     assert metrics.frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)

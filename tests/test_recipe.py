@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,26 +99,36 @@ def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):
     chosen = json.loads((out / "distill" / "select" / "choice.json").read_text())["step"]
     assert lines[2] == f"steps: codec 2, decoder 2, teacher 2, finetune 2, student {chosen}"
     assert lines[3].startswith(
-        f"student: step {chosen}, chosen by lowest validation FD among steps 1 ("
+        f"student: step {chosen}, chosen by the latest validation FD not beaten by the lowest "
+        "on 90% of 300 prompt resamples among steps 1 ("
     )
     assert any(line.startswith("world benchmark, student: class accuracy") for line in lines)
 
 
-def test_the_export_is_the_student_with_the_lowest_validation_fd(finished):
+def test_the_export_is_the_latest_student_the_best_does_not_clearly_beat(finished):
     """Both distillation steps were scored on the validation split; the export holds the
-    weights of the one with the lower FD, and training.json records the choice."""
+    weights of the step the rule chose, and training.json records the choice and the shares
+    of paired resamples on which the lowest-FD step beat each, recomputed here."""
+    from audiox_turbo.eval.metrics import paired_resampled_fds
     from audiox_turbo.model_dir import load_native_components
 
     out = finished[0]
     assert (out / "world" / "val.jsonl").is_file()
     choice = json.loads((out / "distill" / "select" / "choice.json").read_text())
     fd = {int(step): value for step, value in choice["fd"].items()}
-    assert set(fd) == {1, 2} and choice["step"] == min(fd, key=lambda s: (fd[s], -s))
-    for step in fd:
-        report = json.loads(
-            (out / "distill" / "select" / f"step-{step:08d}" / "world_benchmark.json").read_text()
-        )
-        assert report["method"] == "student"
+    beaten = {int(step): value for step, value in choice["beaten_share"].items()}
+    best = min(fd, key=lambda s: (fd[s], -s))
+    assert set(fd) == {1, 2} and beaten[best] == 0.0
+    assert choice["step"] == max(s for s in fd if s >= best and beaten[s] < 0.9)
+    files = {s: out / "distill" / "select" / f"step-{s:08d}" for s in fd}
+    for folder in files.values():
+        assert json.loads((folder / "world_benchmark.json").read_text())["method"] == "student"
+    embeddings = {s: np.load(folder / "world_embeddings.npz") for s, folder in files.items()}
+    resampled = paired_resampled_fds(
+        embeddings[1]["reference"], [embeddings[s]["generated"] for s in (1, 2)]
+    )
+    other = 3 - best
+    assert beaten[other] == pytest.approx((resampled[best - 1] < resampled[other - 1]).mean())
     chosen = out / "distill" / ("model" if choice["step"] == 2 else "exports/step-00000001")
     _, exported = load_native_components(out / "distill" / "export")
     _, original = load_native_components(chosen)
@@ -131,8 +142,11 @@ def test_the_export_is_the_student_with_the_lowest_validation_fd(finished):
     assert training["selection"] == choice and training["steps"]["student"] == choice["step"]
 
 
-def test_the_choice_is_the_lowest_validation_fd_and_the_later_step_on_a_tie(tmp_path):
-    """The rule alone, on scored candidates (a scored candidate is not generated again)."""
+def _scored_candidates(tmp_path, generated: dict[int, np.ndarray]) -> Recipe:
+    """A recipe whose distillation exported steps 10…40 (from_step 20), each scored on 64
+    validation prompts: the references `_REFERENCE` and `generated[step]`."""
+    from audiox_turbo.eval.metrics import frechet_distance
+
     config = dataclasses.replace(
         tiny_recipe(),
         distill=dataclasses.replace(
@@ -142,16 +156,63 @@ def test_the_choice_is_the_lowest_validation_fd_and_the_later_step_on_a_tie(tmp_
         selection=dataclasses.replace(tiny_recipe().selection, from_step=20),
     )
     r = Recipe(config, tmp_path)
-    fds = {10: 1.0, 20: 7.0, 30: 5.0, 40: 5.0}
-    for step, fd in fds.items():
+    for step, embeddings in generated.items():
         model = r.path("distill", "model" if step == 40 else f"exports/step-{step:08d}")
         model.mkdir(parents=True)
-        report = r.path("distill", "select", f"step-{step:08d}", "world_benchmark.json")
-        report.parent.mkdir(parents=True)
-        report.write_text(json.dumps({"rows": [{"task": "all", "fd": fd}]}))
+        folder = r.path("distill", "select", f"step-{step:08d}")
+        folder.mkdir(parents=True)
+        np.savez(folder / "world_embeddings.npz", reference=_REFERENCE, generated=embeddings)
+        fd = frechet_distance(_REFERENCE, embeddings)
+        (folder / "world_benchmark.json").write_text(
+            json.dumps({"rows": [{"task": "all", "fd": fd}]})
+        )
+    return r
+
+
+_RNG = np.random.default_rng(3)
+_REFERENCE = _RNG.normal(size=(64, 4))
+_NOISE = 0.3 * _RNG.normal(size=(64, 4))
+_NEAR = _REFERENCE + _NOISE
+_SHUFFLED = _REFERENCE + _NOISE[_RNG.permutation(64)]  # the same noise on other prompts
+
+
+def test_a_later_student_is_kept_unless_an_earlier_one_is_clearly_better(tmp_path):
+    """The rule alone, on scored candidates (a scored candidate is not generated again):
+    step 40 differs from step 20 by which prompts its noise falls on, so it is kept though
+    its FD is higher; step 30 (shifted) is beaten on every resample."""
+    generated = {10: _NEAR, 20: _NEAR, 30: _NEAR + 1.0, 40: _SHUFFLED}
+    r = _scored_candidates(tmp_path, generated)
     assert sorted(r.candidates()) == [20, 30, 40]  # step 10 is before `from_step`
     assert r._choose_student() == r.path("distill", "model")
-    assert json.loads(r.path("distill", "select", "choice.json").read_text())["step"] == 40
+    choice = json.loads(r.path("distill", "select", "choice.json").read_text())
+    assert choice["step"] == 40 and choice["fd"]["40"] > choice["fd"]["20"]
+    assert choice["beaten_share"]["30"] == 1.0 and 0.2 < choice["beaten_share"]["40"] < 0.9
+
+
+def test_an_earlier_student_clearly_better_than_the_later_ones_is_chosen(tmp_path):
+    r = _scored_candidates(tmp_path, {20: _NEAR, 30: _SHUFFLED, 40: _NEAR + 1.0})
+    assert r._choose_student() == r.path("distill", "exports", "step-00000030")
+    choice = json.loads(r.path("distill", "select", "choice.json").read_text())
+    assert choice["step"] == 30 and choice["beaten_share"]["40"] == 1.0
+
+
+def test_the_rule_keeps_the_latest_step_within_the_confidence():
+    from audiox_turbo.recipe import latest_not_clearly_beaten
+
+    resampled = {
+        1: np.array([1.0, 1.0, 1.0, 1.0]),
+        2: np.array([2.0, 2.0, 0.5, 2.0]),  # beaten on 3 of 4
+        3: np.array([2.0, 0.5, 0.5, 2.0]),  # beaten on 2 of 4
+        4: np.array([2.0, 2.0, 2.0, 2.0]),  # beaten on every resample
+    }
+    fd = {1: 1.0, 2: 1.5, 3: 1.2, 4: 2.0}
+    assert latest_not_clearly_beaten(fd, resampled, 0.9) == (
+        3,
+        {1: 0.0, 2: 0.75, 3: 0.5, 4: 1.0},
+    )
+    assert latest_not_clearly_beaten(fd, resampled, 0.7)[0] == 3
+    assert latest_not_clearly_beaten(fd, resampled, 0.5)[0] == 1
+    assert latest_not_clearly_beaten({**fd, 4: 1.0}, resampled, 0.9)[0] == 4  # a tie: later
 
 
 def test_finished_stages_are_skipped_and_an_interrupted_one_resumes(finished):

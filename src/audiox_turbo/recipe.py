@@ -21,9 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from audiox_turbo.atomic import write_json_atomic
 from audiox_turbo.config import ModelConfig, from_dict, preset, to_dict
 from audiox_turbo.errors import AudioXError
+from audiox_turbo.eval.metrics import paired_resampled_fds
+from audiox_turbo.eval.world_benchmark import EMBEDDINGS_FILE
 from audiox_turbo.model_dir import TRAINING_FILE
 from audiox_turbo.train.checkpoint import step_dir_name
 from audiox_turbo.train.run_config import RunConfig, TrainConfig
@@ -72,10 +76,14 @@ class SelectionSpec:
     (`world.val_clips`) and the distillation exports along the way
     (`distill.train.export_every`): every export from step `from_step` on and the final model
     generate the benchmark's tasks on the validation split (its clips per task, the student's
-    own sampling), and the lowest Fréchet distance in the judge's embedding wins (the later
-    step on a tie). Otherwise the final model is exported."""
+    own sampling), and the latest one wins that the candidate of lowest Fréchet distance (in
+    the judge's embedding) does not beat on at least `confidence` of `draws` paired resamples
+    of the validation prompts: a later student is kept unless an earlier one is better beyond
+    the noise of the split. Otherwise the final model is exported."""
 
     from_step: int = 0
+    confidence: float = 0.9
+    draws: int = 300
 
 
 @dataclass(frozen=True)
@@ -502,13 +510,14 @@ class Recipe:
 
     def _choose_student(self) -> Path:
         """Score each candidate on the validation split (a scored one is not scored again),
-        record the choice in the student's select/choice.json and return the chosen model
-        folder."""
-        b, candidates = self.config.benchmark, self.candidates()
+        choose by `SelectionSpec`'s rule, record the choice in the student's
+        select/choice.json and return the chosen model folder."""
+        b, selection, candidates = self.config.benchmark, self.config.selection, self.candidates()
         fd: dict[int, float] = {}
+        embeddings: dict[int, Any] = {}
         for step, model in candidates.items():
             out = self.path(self.student, "select", step_dir_name(step))
-            if not (out / "world_benchmark.json").is_file():
+            if not (out / EMBEDDINGS_FILE).is_file():
                 self._command(
                     "export",
                     (
@@ -520,8 +529,25 @@ class Recipe:
                 )
             report = json.loads((out / "world_benchmark.json").read_text())
             fd[step] = next(r for r in report["rows"] if r["task"] == "all")["fd"]
-        step = min(fd, key=lambda s: (fd[s], -s))
-        choice = {"rule": "lowest validation FD", "step": step, "fd": fd}
+            embeddings[step] = np.load(out / EMBEDDINGS_FILE)
+        steps = sorted(fd)
+        resampled = paired_resampled_fds(
+            embeddings[steps[0]]["reference"],
+            [embeddings[s]["generated"] for s in steps],
+            selection.draws,
+        )
+        step, beaten = latest_not_clearly_beaten(
+            fd, dict(zip(steps, resampled, strict=True)), selection.confidence
+        )
+        choice = {
+            "rule": (
+                f"the latest validation FD not beaten by the lowest on "
+                f"{selection.confidence:.0%} of {selection.draws} prompt resamples"
+            ),
+            "step": step,
+            "fd": fd,
+            "beaten_share": beaten,
+        }
         write_json_atomic(self.path(self.student, "select", "choice.json"), choice)
         return candidates[step]
 
@@ -584,6 +610,17 @@ class Recipe:
         }
         write_json_atomic(self.export_dir() / TRAINING_FILE, training)
         write_json_atomic(self.path("benchmark", "summary.json"), rows)
+
+
+def latest_not_clearly_beaten(
+    fd: dict[int, float], resampled: dict[int, Any], confidence: float
+) -> tuple[int, dict[int, float]]:
+    """Step -> validation FD, and step -> its FDs on paired prompt resamples `(draws,)`: the
+    latest step that the lowest-FD step (the later on a tie) beats on fewer than `confidence`
+    of the resamples, and step -> that share for every step."""
+    best = min(fd, key=lambda s: (fd[s], -s))
+    beaten = {s: float((resampled[best] < resampled[s]).mean()) for s in sorted(fd)}
+    return max(s for s in fd if s >= best and beaten[s] < confidence), beaten
 
 
 def _workers() -> int:

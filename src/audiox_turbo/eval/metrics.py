@@ -9,6 +9,7 @@ protocol (same embedder, same sample rate, same direction of KL).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -117,6 +118,20 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     cross /= np.sqrt((a.shape[0] - 1) * (b.shape[0] - 1))
     diff = mu1 - mu2
     return float(max(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * cross, 0.0))
+
+
+def paired_resampled_fds(
+    reference: np.ndarray, generated: Sequence[np.ndarray], draws: int = 300, seed: int = 0
+) -> np.ndarray:
+    """FD of each generated set `(N, dim)` against `reference (N, dim)` (row i of each: prompt
+    i) on `draws` bootstrap resamples of the N prompts, the same rows for every set:
+    `(len(generated), draws)`."""
+    rng = np.random.default_rng(seed)
+    n = len(reference)
+    picks = [rng.integers(0, n, n) for _ in range(draws)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.array([[frechet_distance(reference[j], g[j]) for j in picks] for g in generated])
 
 
 def fit_inverse_n(ns: np.ndarray, values: np.ndarray) -> tuple[float, float, float]:

@@ -34,6 +34,7 @@ ONSET_CAP_S = 0.5
 TEMPO_TOLERANCE = 0.04
 """A tempo counts as right within 4 % of the label."""
 MAX_WORLD_CLIPS = 4096
+EMBEDDINGS_FILE = "world_embeddings.npz"
 
 
 def task_allowed(task: str, labels: dict[str, Any], has_video: bool) -> bool:
@@ -309,8 +310,9 @@ def run_world_benchmark(
 ) -> dict[str, Any]:
     """Generate every prompt with `pipe` (method, steps, cfg: None = the model's own), save the
     audio under `out_dir/gen/<task>/`, score it with the judge (default: the shipped one) and
-    write world_benchmark.json / .md, which record the sampling used, and world_clips.jsonl,
-    one line per clip."""
+    write world_benchmark.json / .md, which record the sampling used, world_clips.jsonl, one
+    line per clip, and world_embeddings.npz: the judge's embeddings of the references and of
+    the generations, `(N, dim)` each in the clips' order (`ids`, `tasks`)."""
     from tqdm import tqdm
 
     from audiox_turbo.atomic import atomic_file, write_json_atomic
@@ -370,6 +372,14 @@ def run_world_benchmark(
     write_json_atomic(out / "world_benchmark.json", report)
     with atomic_file(out / "world_benchmark.md") as tmp:
         tmp.write_text(markdown_table(rows))
+    with atomic_file(out / EMBEDDINGS_FILE) as tmp, tmp.open("wb") as f:
+        np.savez(
+            f,
+            ids=np.array([s.id for s in scores]),
+            tasks=np.array([s.task for s in scores]),
+            reference=np.stack([s.reference for s in scores]),
+            generated=np.stack([s.embedding for s in scores]),
+        )
     with atomic_file(out / "world_clips.jsonl") as tmp:
         pairs = enumerate(zip(scores, flat, strict=True))
         tmp.write_text(
