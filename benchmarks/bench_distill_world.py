@@ -25,7 +25,8 @@ resamples): `fd_vs_teacher_4` for each row, `student_fd_vs_1.1x_teacher_multi` f
 gate.
 
     python benchmarks/bench_distill_world.py [--recipe demo] [--cache runs/demo] [--tag NAME]
-        [--distill-steps N] [--distill-seed N] [--distill-settings JSON]
+        [--distill-steps N] [--distill-seed N] [--distill-precision P]
+        [--distill-settings JSON]
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def bench_recipe(args: argparse.Namespace) -> Any:
         max_steps=args.distill_steps,
         batch_size=args.distill_batch,
         seed=args.distill_seed,
+        precision=args.distill_precision,
     )
     return dataclasses.replace(
         base,
@@ -349,6 +351,11 @@ def main() -> None:
     parser.add_argument("--distill-batch", type=int, help="Default: the recipe's.")
     parser.add_argument("--distill-seed", type=int, help="Training seed (default: the recipe's).")
     parser.add_argument(
+        "--distill-precision",
+        choices=("fp32", "bf16"),
+        help="The distillation's train.precision (default: the recipe's).",
+    )
+    parser.add_argument(
         "--distill-settings", default="{}", help="JSON of DistillConfig fields over the recipe's"
     )
     parser.add_argument(
@@ -384,6 +391,7 @@ def main() -> None:
         "distill_steps": config.distill.train.max_steps,
         "distill_batch": config.distill.train.batch_size,
         "distill_seed": config.distill.train.seed,
+        "distill_precision": config.distill.train.precision,
         "distill_settings": to_dict(config.distill.distill),
         "prompts_per_class": args.per_class,
         "classes_prompted": classes,

@@ -242,7 +242,7 @@ def demo_fast_recipe() -> RecipeConfig:
     costs, `docs/default_model.md`): teacher 5000 and fine-tune 1500 steps under bf16 autocast
     (the same loss curve as fp32, 1.23x faster per step), 900 distillation steps (fp32) with a
     pool of 16 teacher ODEs, the student chosen from step 300 (`docs/benchmarks.md`, issue 12:
-    balanced FD 133 and 142 at two training seeds, its teacher's 125 at 50 steps)."""
+    balanced FD 133 / 132 / 121 at three training seeds, its teacher's 125 at 50 steps)."""
     base = demo_recipe()
 
     def shortened(run: RunConfig, max_steps: int, precision: str) -> RunConfig:
