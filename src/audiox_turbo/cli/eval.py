@@ -106,7 +106,9 @@ def world_command(
     seed: int = typer.Option(0, help="Generation seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps"),
 ) -> None:
-    """Generate the world test prompts for every task and score them with the judge."""
+    """Generate the world test prompts for every task and score them with the judge: OUT holds
+    world_benchmark.json / .md, world_clips.jsonl (per clip) and world_embeddings.npz (the
+    judge's embeddings of references and generations)."""
     from audiox_turbo.data.manifest import manifest_root, read_manifest
     from audiox_turbo.errors import AudioXError
     from audiox_turbo.eval.judge import load_judge_embedder, resolve_manifest
