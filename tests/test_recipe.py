@@ -99,7 +99,7 @@ def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):
     chosen = json.loads((out / "distill" / "select" / "choice.json").read_text())["step"]
     assert lines[2] == f"steps: codec 2, decoder 2, teacher 2, finetune 2, student {chosen}"
     assert lines[3].startswith(
-        f"student: step {chosen}, chosen by the latest validation FD not beaten by the lowest "
+        f"student: step {chosen}, chosen by the latest not beaten by the lowest validation FD "
         "on 90% of 300 prompt resamples among steps 1 ("
     )
     assert any(line.startswith("world benchmark, student: class accuracy") for line in lines)
@@ -142,9 +142,12 @@ def test_the_export_is_the_latest_student_the_best_does_not_clearly_beat(finishe
     assert training["selection"] == choice and training["steps"]["student"] == choice["step"]
 
 
-def _scored_candidates(tmp_path, generated: dict[int, np.ndarray]) -> Recipe:
+def _scored_candidates(
+    tmp_path, generated: dict[int, np.ndarray], ids: dict[int, list[str]] | None = None
+) -> Recipe:
     """A recipe whose distillation exported steps 10…40 (from_step 20), each scored on 64
-    validation prompts: the references `_REFERENCE` and `generated[step]`."""
+    validation prompts (`ids[step]`, default val-0…63): the references `_REFERENCE` and
+    `generated[step]`."""
     from audiox_turbo.eval.metrics import frechet_distance
 
     config = dataclasses.replace(
@@ -161,7 +164,13 @@ def _scored_candidates(tmp_path, generated: dict[int, np.ndarray]) -> Recipe:
         model.mkdir(parents=True)
         folder = r.path("distill", "select", f"step-{step:08d}")
         folder.mkdir(parents=True)
-        np.savez(folder / "world_embeddings.npz", reference=_REFERENCE, generated=embeddings)
+        clips = (ids or {}).get(step, [f"val-{i}" for i in range(64)])
+        np.savez(
+            folder / "world_embeddings.npz",
+            ids=np.array(clips),
+            reference=_REFERENCE,
+            generated=embeddings,
+        )
         fd = frechet_distance(_REFERENCE, embeddings)
         (folder / "world_benchmark.json").write_text(
             json.dumps({"rows": [{"task": "all", "fd": fd}]})
@@ -194,6 +203,21 @@ def test_an_earlier_student_clearly_better_than_the_later_ones_is_chosen(tmp_pat
     assert r._choose_student() == r.path("distill", "exports", "step-00000030")
     choice = json.loads(r.path("distill", "select", "choice.json").read_text())
     assert choice["step"] == 30 and choice["beaten_share"]["40"] == 1.0
+
+
+def test_candidates_scored_on_different_clips_are_refused(tmp_path):
+    other = {40: [f"val-{i}" for i in range(1, 65)]}
+    r = _scored_candidates(tmp_path, {20: _NEAR, 30: _NEAR, 40: _NEAR}, other)
+    with pytest.raises(AudioXError, match="scored on different validation clips"):
+        r._choose_student()
+
+
+@pytest.mark.parametrize("field", [{"confidence": 0.0}, {"confidence": 1.5}, {"draws": 0}])
+def test_a_selection_rule_out_of_range_is_refused(field):
+    from audiox_turbo.recipe import SelectionSpec
+
+    with pytest.raises(ValueError, match=f"selection.{next(iter(field))} must be"):
+        SelectionSpec(**field)
 
 
 def test_the_rule_keeps_the_latest_step_within_the_confidence():

@@ -85,6 +85,12 @@ class SelectionSpec:
     confidence: float = 0.9
     draws: int = 300
 
+    def __post_init__(self) -> None:
+        if not 0.0 < self.confidence <= 1.0:
+            raise ValueError(f"selection.confidence must be in (0, 1], got {self.confidence}")
+        if self.draws < 1:
+            raise ValueError(f"selection.draws must be ≥ 1, got {self.draws}")
+
 
 @dataclass(frozen=True)
 class RecipeConfig:
@@ -514,7 +520,7 @@ class Recipe:
         select/choice.json and return the chosen model folder."""
         b, selection, candidates = self.config.benchmark, self.config.selection, self.candidates()
         fd: dict[int, float] = {}
-        embeddings: dict[int, Any] = {}
+        ids, references, generated = {}, {}, {}
         for step, model in candidates.items():
             out = self.path(self.student, "select", step_dir_name(step))
             if not (out / EMBEDDINGS_FILE).is_file():
@@ -529,19 +535,24 @@ class Recipe:
                 )
             report = json.loads((out / "world_benchmark.json").read_text())
             fd[step] = next(r for r in report["rows"] if r["task"] == "all")["fd"]
-            embeddings[step] = np.load(out / EMBEDDINGS_FILE)
+            with np.load(out / EMBEDDINGS_FILE) as saved:
+                ids[step], references[step] = list(saved["ids"]), saved["reference"]
+                generated[step] = saved["generated"]
         steps = sorted(fd)
+        if any(ids[s] != ids[steps[0]] for s in steps):
+            raise AudioXError(
+                f"{self.path(self.student, 'select')}: the candidates were scored on different "
+                "validation clips; delete that folder and run the recipe again"
+            )
         resampled = paired_resampled_fds(
-            embeddings[steps[0]]["reference"],
-            [embeddings[s]["generated"] for s in steps],
-            selection.draws,
+            references[steps[0]], [generated[s] for s in steps], selection.draws
         )
         step, beaten = latest_not_clearly_beaten(
             fd, dict(zip(steps, resampled, strict=True)), selection.confidence
         )
         choice = {
             "rule": (
-                f"the latest validation FD not beaten by the lowest on "
+                f"the latest not beaten by the lowest validation FD on "
                 f"{selection.confidence:.0%} of {selection.draws} prompt resamples"
             ),
             "step": step,
