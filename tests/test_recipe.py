@@ -278,13 +278,14 @@ def test_the_fast_demo_recipe_differs_from_demo_only_in_its_budget(tmp_path):
         ".finetune.train.max_steps": 1500,
         ".finetune.train.precision": "bf16",
         ".distill.train.max_steps": 900,
+        ".distill.train.precision": "bf16",
         ".distill.distill.regression_pool": 16,
         ".selection.from_step": 300,
     }
     Recipe(recipe("demo-fast"), tmp_path).stages()
     runs = {s: json.loads((tmp_path / f"{s}.json").read_text()) for s in ("teacher", "distill")}
     assert runs["teacher"]["train"]["precision"] == "bf16"
-    assert runs["distill"]["train"]["precision"] == "fp32"
+    assert runs["distill"]["train"]["precision"] == "bf16"
     assert runs["distill"]["model"] == str(tmp_path / "finetune" / "model")
 
 

@@ -244,23 +244,24 @@ def demo_recipe() -> RecipeConfig:
 
 
 def demo_fast_recipe() -> RecipeConfig:
-    """The `demo` recipe on a 2-core CPU's budget (about 152 min by its stages' measured
-    costs, `docs/default_model.md`): teacher 5000 and fine-tune 1500 steps under bf16 autocast
-    (the same loss curve as fp32, 1.23x faster per step), 900 distillation steps (fp32) with a
-    pool of 16 teacher ODEs, the student chosen from step 300 (`docs/benchmarks.md`, issue 12:
-    balanced FD 133 / 132 / 121 at three training seeds, its teacher's 125 at 50 steps)."""
+    """The `demo` recipe on a 2-core CPU's budget (about 137 min by its stages' measured
+    costs, `docs/default_model.md`): teacher 5000 and fine-tune 1500 steps, 900 distillation
+    steps with a pool of 16 teacher ODEs, all under bf16 autocast (teacher: the same loss
+    curve as fp32, 1.23x faster per step; distillation: balanced FD 132.7 as fp32's at the
+    same seed, 1.30x faster), the student chosen from step 300 (`docs/benchmarks.md`, issue
+    12: fp32 balanced FD 133 / 132 / 121 at three training seeds, its teacher's 125)."""
     base = demo_recipe()
 
-    def shortened(run: RunConfig, max_steps: int, precision: str) -> RunConfig:
-        train = dataclasses.replace(run.train, max_steps=max_steps, precision=precision)
+    def shortened(run: RunConfig, max_steps: int) -> RunConfig:
+        train = dataclasses.replace(run.train, max_steps=max_steps, precision="bf16")
         return dataclasses.replace(run, train=train)
 
-    distill = shortened(base.distill, 900, "fp32")
+    distill = shortened(base.distill, 900)
     return dataclasses.replace(
         base,
         name="demo-fast",
-        teacher=shortened(base.teacher, 5000, "bf16"),
-        finetune=shortened(base.finetune, 1500, "bf16"),
+        teacher=shortened(base.teacher, 5000),
+        finetune=shortened(base.finetune, 1500),
         distill=dataclasses.replace(
             distill, distill=dataclasses.replace(distill.distill, regression_pool=16)
         ),
