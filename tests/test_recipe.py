@@ -70,6 +70,23 @@ def test_a_second_student_records_its_config_beside_the_recipes(finished):
     assert json.loads((out / "recipe_distill_b.json").read_text()) == to_dict(variant)
 
 
+def test_a_second_students_stage_times_do_not_overwrite_the_recipes(tmp_path):
+    own, other = (
+        Recipe(tiny_recipe(), tmp_path),
+        Recipe(tiny_recipe(), tmp_path, student="distill_b"),
+    )
+    assert [own.time_key(s) for s in ("teacher", "distill", "export")] == [
+        "teacher",
+        "distill",
+        "export",
+    ]
+    assert [other.time_key(s) for s in ("teacher", "distill", "export")] == [
+        "teacher",
+        "distill_b",
+        "distill_b_export",
+    ]
+
+
 def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):
     """The exported student stores conditioning and denoiser in float16 (the codec in float32),
     loads back as float32 with the same weights, and its training.json names the recipe, the

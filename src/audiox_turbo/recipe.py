@@ -320,6 +320,16 @@ class Recipe:
         `recipe_STUDENT.json`, so a variant's settings never overwrite the recipe's."""
         return "recipe.json" if self.student == "distill" else f"recipe_{self.student}.json"
 
+    def time_key(self, stage: str) -> str:
+        """A stage's key in stage_seconds.json: the student's own stages (distill, export) carry
+        its folder's name when it is not the recipe's own, so students sharing a folder keep
+        their times apart."""
+        if stage == "distill":
+            return self.student
+        if stage == "export" and self.student != "distill":
+            return f"{self.student}_export"
+        return stage
+
     def export_dir(self) -> Path:
         """The shippable student: its model folder with half-precision conditioning and
         denoiser, plus training.json once benchmarked."""
@@ -495,7 +505,7 @@ class Recipe:
                     self._command(stage.name, command)
                 if stage.then is not None:
                     stage.then()
-                self._record_time(run, time.perf_counter() - start)
+                self._record_time(self.time_key(stage.name), time.perf_counter() - start)
                 echo(f"[{i}/{len(stages)}] {stage.name}: {time.perf_counter() - start:.0f} s")
             if stage.name in ("codec", "decoder", "teacher", "finetune", "distill"):
                 plot_curves(self.path(run, "logs", "metrics.jsonl"), self.path("curves"))
