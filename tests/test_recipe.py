@@ -140,10 +140,11 @@ def test_the_export_is_the_latest_student_the_best_does_not_clearly_beat(finishe
     files = {s: out / "distill" / "select" / f"step-{s:08d}" for s in fd}
     for folder in files.values():
         assert json.loads((folder / "world_benchmark.json").read_text())["method"] == "student"
-    embeddings = {s: np.load(folder / "world_embeddings.npz") for s, folder in files.items()}
-    resampled = paired_resampled_fds(
-        embeddings[1]["reference"], [embeddings[s]["generated"] for s in (1, 2)]
-    )
+    saved = {}
+    for s, folder in files.items():
+        with np.load(folder / "world_embeddings.npz") as z:
+            saved[s] = z["reference"], z["generated"]
+    resampled = paired_resampled_fds(saved[1][0], [saved[s][1] for s in (1, 2)])
     other = 3 - best
     assert beaten[other] == pytest.approx((resampled[best - 1] < resampled[other - 1]).mean())
     chosen = out / "distill" / ("model" if choice["step"] == 2 else "exports/step-00000001")
