@@ -131,7 +131,19 @@ def paired_resampled_fds(
     picks = [rng.integers(0, n, n) for _ in range(draws)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.array([[frechet_distance(reference[j], g[j]) for j in picks] for g in generated])
+        return np.array(
+            [[_frechet_distance_eigen(reference[j], g[j]) for j in picks] for g in generated]
+        )
+
+
+def _frechet_distance_eigen(x: np.ndarray, y: np.ndarray) -> float:
+    """`frechet_distance` of `x, y (N, dim)` by the eigenvalue route alone: exact for
+    covariances (PSD) and about 10x faster than sqrtm at dim 128, which bootstraps repeat."""
+    mu1, s1 = embedding_statistics(x)
+    mu2, s2 = embedding_statistics(y)
+    diff = mu1 - mu2
+    value = diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product_eigen(s1, s2)
+    return float(max(value, 0.0))
 
 
 def fit_inverse_n(ns: np.ndarray, values: np.ndarray) -> tuple[float, float, float]:
