@@ -160,6 +160,7 @@ def test_bad_distill_settings_are_one_line_errors_naming_the_source():
         refine_steps=5,
         refine_teacher_steps=0,
         refine_weight=-1.0,
+        gan_batch_fraction=0.0,
     )
     with pytest.raises(AudioXError, match=r"^run\.json: distill: .*critic_updates") as info:
         check_distill_config(bad, "run.json")
@@ -169,6 +170,7 @@ def test_bad_distill_settings_are_one_line_errors_naming_the_source():
         "refine_steps",
         "refine_teacher_steps",
         "refine_weight",
+        "gan_batch_fraction",
     ):
         assert problem in str(info.value)
     assert "\n" not in str(info.value)

@@ -79,6 +79,41 @@ def test_gan_term_reaches_the_student_and_the_critic_weights_take_no_gradient(tm
     assert any(p.grad is not None for p in task.discriminator.parameters())
 
 
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_the_discriminator_reads_the_batch_fraction_it_is_given(tmp_path, monkeypatch, fraction):
+    """The critic's one fake-score forward holds the n score rows and m = fraction · n rows
+    each of noised real and noised fake (the batch's first m, with their own conditions and
+    frame masks); the flow loss reads the score and fake rows, the discriminator the last 2m."""
+    settings = DistillConfig(gan_weight=0.0, gan_critic_weight=1.0, gan_batch_fraction=fraction)
+    task, trainer, batch = task_and_context(tmp_path, settings)
+    ctx = trainer.context()
+    b = task.prepare(batch, ctx)
+    n, m = 4, round(4 * fraction)
+    calls, flow_masks, heads = [], [], []
+    task.fake_score.register_forward_pre_hook(
+        lambda _m, args, kwargs: calls.append((args[2], args[3])), with_kwargs=True
+    )
+    task.discriminator.register_forward_pre_hook(lambda _m, args: heads.append(args))
+    real_loss = student_module.fake_score_loss
+
+    def spy(velocity, x, t, eps, mask=None):
+        flow_masks.append(mask)
+        return real_loss(velocity, x, t, eps, mask=mask)
+
+    monkeypatch.setattr(student_module, "fake_score_loss", spy)
+    task.critic_losses(b, ctx)
+    ((cond, mask),) = calls
+    rows = [*range(n), *range(m), *range(m)]
+    assert cond.batch_size == n + 2 * m
+    torch.testing.assert_close(cond.text.tokens, b.cond.text.tokens[rows])
+    torch.testing.assert_close(cond.pooled, b.cond.pooled[rows])
+    assert torch.equal(mask, b.mask[rows])
+    assert torch.equal(flow_masks[0], b.mask[[*range(n), *range(m)]])
+    ((features, head_mask),) = heads
+    assert all(f.shape[0] == 2 * m for f in features)
+    assert torch.equal(head_mask, b.mask[[*range(m), *range(m)]])
+
+
 def test_the_student_runs_only_on_its_own_timesteps(tmp_path):
     steps = student_timesteps(4, shift=2.0).tolist()  # no time shared with the uniform grid
     settings = DistillConfig(student_steps=tuple(steps), critic_updates=2)

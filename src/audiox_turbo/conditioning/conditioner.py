@@ -81,6 +81,10 @@ class Conditions:
             self.beat.repeat_interleave(n, 0),
         )
 
+    def head(self, n: int) -> Conditions:
+        """The first n samples of the batch."""
+        return Conditions.from_tensors({k: v[:n] for k, v in self.tensors().items()})
+
     def tensors(self) -> dict[str, torch.Tensor]:
         """A flat name -> tensor dict (for checkpoints); `from_tensors` inverts it."""
         flat = {"pooled": self.pooled, "prompt": self.prompt, "beat": self.beat}

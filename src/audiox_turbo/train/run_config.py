@@ -143,6 +143,10 @@ class DistillConfig:
     gan_loss: str = "hinge"
     gan_max_t: float = 0.2
     gan_layers: tuple[int, ...] = (-1,)
+    gan_batch_fraction: float = 1.0
+    """The share of the batch (its first rows, at least one) whose real latents and student
+    samples the discriminator reads in the critic phase: below 1 the critic's batched forward
+    is that much smaller (the generator's GAN term still reads every sample)."""
     regression_weight: float = 0.0
     regression_pool: int = 32
     """Teacher ODE pairs (DMD's regression anchor) are made on the first `regression_pool`

@@ -110,6 +110,8 @@ def check_distill_config(config: DistillConfig, source: str) -> None:
         problems.append(f"need 0 <= t_min < t_max <= 1, got {config.t_min}, {config.t_max}")
     if config.t_shift <= 0:
         problems.append(f"t_shift must be > 0, got {config.t_shift}")
+    if not 0.0 < config.gan_batch_fraction <= 1.0:
+        problems.append(f"gan_batch_fraction must be in (0, 1], got {config.gan_batch_fraction}")
     if not 0.0 < config.gan_max_t <= 1.0:
         problems.append(f"gan_max_t must be in (0, 1], got {config.gan_max_t}")
     if not config.gan_layers:
@@ -323,12 +325,14 @@ class DistillTask(Task):
         """Fake-score flow matching on detached student samples (+ the discriminator's loss).
 
         The sample is the generator's of this step, else made here. One batched fake-score
-        forward: [score input at t, noised real, noised fake at the discriminator's t]; the flow
-        loss reads the first and last parts (so the fake score is trained where the
-        discriminator reads it), the discriminator the last two.
+        forward: [score input at t (n rows), noised real, noised fake at the discriminator's t
+        (m rows each: the batch's first `gan_batch_fraction`)]; the flow loss reads the first
+        and last parts (so the fake score is trained where the discriminator reads it), the
+        discriminator the last two.
         """
         s = self.settings
         n = b.x0.shape[0]
+        m = max(1, round(n * s.gan_batch_fraction))
         if b.sample is not None:
             x_fake, k = b.sample
         else:
@@ -337,40 +341,38 @@ class DistillTask(Task):
                 v = ctx.modules["student"](x_t, t_k, b.cond, b.mask)
                 x_fake = x0_from_velocity(x_t, t_k, v)
         xs, ts, eps = [x_fake], [self._dmd_timesteps(n, ctx)], [_randn_like(b.x0, ctx)]
+        conds, masks = [b.cond], [b.mask]
         if self.gan:
-            t_gan = sample_gan_timesteps(2 * n, s.gan_max_t, ctx.generator, ctx.device)
-            xs.append(x_fake)
-            ts.append(t_gan[n:])
-            eps.append(_randn_like(b.x0, ctx))
-            noised_real = interpolate(b.x0, _randn_like(b.x0, ctx), t_gan[:n])
-        parts = len(xs) + (1 if self.gan else 0)
+            t_gan = sample_gan_timesteps(2 * m, s.gan_max_t, ctx.generator, ctx.device)
+            xs.append(x_fake[:m])
+            ts.append(t_gan[m:])
+            eps.append(_randn_like(b.x0[:m], ctx))
+            noised_real = interpolate(b.x0[:m], _randn_like(b.x0[:m], ctx), t_gan[:m])
+            head = b.cond if m == n else b.cond.head(m)
+            conds, masks = [b.cond, head, head], [b.mask, b.mask[:m], b.mask[:m]]
         features: list[Tensor] = []
 
         def score_velocity(x_score: Tensor, t_score: Tensor) -> Tensor:
             if self.gan:  # [score, noised real, noised fake]: the discriminator's pair in order
                 x_score = torch.cat([x_score[:n], noised_real, x_score[n:]])
-                t_score = torch.cat([t_score[:n], t_gan[:n], t_score[n:]])
+                t_score = torch.cat([t_score[:n], t_gan[:m], t_score[n:]])
             v, feats = ctx.modules["fake_score"](
-                x_score,
-                t_score,
-                Conditions.cat([b.cond] * parts),
-                b.mask.repeat(parts, 1),
-                return_features=True,
+                x_score, t_score, Conditions.cat(conds), torch.cat(masks), return_features=True
             )
             features.extend(feats)
-            return torch.cat([v[:n], v[2 * n :]]).float() if self.gan else v.float()
+            return torch.cat([v[:n], v[n + m :]]).float() if self.gan else v.float()
 
         score = fake_score_loss(
             score_velocity,
             torch.cat(xs),
             torch.cat(ts),
             torch.cat(eps),
-            mask=b.mask.repeat(len(xs), 1),
+            mask=torch.cat([masks[0], *masks[2:]]),
         )
         losses = {"fake_score": score, "student_step": torch.tensor(float(k))}
         loss = score
         if self.gan:
-            logits = ctx.modules["discriminator"]([f[n:] for f in features], b.mask.repeat(2, 1))
+            logits = ctx.modules["discriminator"]([f[n:] for f in features], torch.cat(masks[1:]))
             logits_real, logits_fake = logits.float().chunk(2)
             gan = gan_discriminator_loss(logits_real, logits_fake, s.gan_loss)
             loss = loss + s.gan_critic_weight * gan
