@@ -298,7 +298,8 @@ def test_the_fast_demo_recipe_differs_from_demo_only_in_its_budget(tmp_path):
         ".distill.train.max_steps": 900,
         ".distill.train.precision": "bf16",
         ".distill.distill.regression_pool": 16,
-        ".selection.from_step": 300,
+        ".distill.distill.teacher_bf16": True,
+        ".distill.distill.gan_batch_fraction": 0.5,
     }
     Recipe(recipe("demo-fast"), tmp_path).stages()
     runs = {s: json.loads((tmp_path / f"{s}.json").read_text()) for s in ("teacher", "distill")}

@@ -244,12 +244,12 @@ def demo_recipe() -> RecipeConfig:
 
 
 def demo_fast_recipe() -> RecipeConfig:
-    """The `demo` recipe on a 2-core CPU's budget (about 137 min by its stages' measured
-    costs, `docs/default_model.md`): teacher 5000 and fine-tune 1500 steps, 900 distillation
-    steps with a pool of 16 teacher ODEs, all under bf16 autocast (teacher: the same loss
-    curve as fp32, 1.23x faster per step; distillation: balanced FD 132.7 as fp32's at the
-    same seed, 1.30x faster), the student chosen from step 300 (`docs/benchmarks.md`, issue
-    12: fp32 balanced FD 133 / 132 / 121 at three training seeds, its teacher's 125)."""
+    """The `demo` recipe on a 2-core CPU's budget (`docs/default_model.md`): teacher 5000 and
+    fine-tune 1500 steps, 900 distillation steps with a pool of 16 teacher ODEs, all under
+    bf16 autocast (teacher: the same loss curve as fp32, 1.23x faster per step; distillation:
+    balanced FD 132.7 as fp32's at the same seed, 1.30x faster), the frozen teacher in bf16
+    and the discriminator on half the batch in the critic phase (`docs/benchmarks.md`, issue
+    12: what each costs and keeps)."""
     base = demo_recipe()
 
     def shortened(run: RunConfig, max_steps: int) -> RunConfig:
@@ -257,15 +257,15 @@ def demo_fast_recipe() -> RecipeConfig:
         return dataclasses.replace(run, train=train)
 
     distill = shortened(base.distill, 900)
+    settings = dataclasses.replace(
+        distill.distill, regression_pool=16, teacher_bf16=True, gan_batch_fraction=0.5
+    )
     return dataclasses.replace(
         base,
         name="demo-fast",
         teacher=shortened(base.teacher, 5000),
         finetune=shortened(base.finetune, 1500),
-        distill=dataclasses.replace(
-            distill, distill=dataclasses.replace(distill.distill, regression_pool=16)
-        ),
-        selection=SelectionSpec(from_step=300),
+        distill=dataclasses.replace(distill, distill=settings),
     )
 
 
