@@ -300,10 +300,18 @@ def gates(
 ) -> dict[str, dict[str, Any]]:
     """The issue's gates with their values, thresholds and verdicts; the class-share gate
     twice: against the fair share (as the issue words it, which the judge's readings of the
-    real clips themselves can fail) and against each class's share of those readings."""
+    real clips themselves can fail) and against each class's share of those readings. The
+    class-share gates also carry the multi-step teacher's value (`teacher_multi`): a student
+    that matched its teacher's outputs would score that."""
     multi, four, student = rows
     fair = 1.0 / classes
     over_real = share_over_real(readings.classes[2], readings.real_classes, fair)
+    teacher = {
+        "largest_class_share_at_most_twice_fair": multi["largest_class_share"],
+        "no_class_over_twice_its_real_share": share_over_real(
+            readings.classes[0], readings.real_classes, fair
+        ),
+    }
     checks = {
         "student_class_acc_beats_teacher_4": (
             student["class_accuracy"],
@@ -323,7 +331,11 @@ def gates(
         ),
         "no_class_over_twice_its_real_share": (over_real, 2.0, over_real <= 2.0),
     }
-    return {k: {"value": v, "threshold": t, "passed": bool(p)} for k, (v, t, p) in checks.items()}
+    return {
+        k: {"value": v, "threshold": t, "passed": bool(p)}
+        | ({"teacher_multi": teacher[k]} if k in teacher else {})
+        for k, (v, t, p) in checks.items()
+    }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
