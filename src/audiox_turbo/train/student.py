@@ -348,7 +348,7 @@ class DistillTask(Task):
             ts.append(t_gan[m:])
             eps.append(_randn_like(b.x0[:m], ctx))
             noised_real = interpolate(b.x0[:m], _randn_like(b.x0[:m], ctx), t_gan[:m])
-            head = b.cond if m == n else b.cond.head(m)
+            head = b.cond.head(m)
             conds, masks = [b.cond, head, head], [b.mask, b.mask[:m], b.mask[:m]]
         features: list[Tensor] = []
 
