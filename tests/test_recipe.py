@@ -75,16 +75,22 @@ def test_a_second_students_stage_times_do_not_overwrite_the_recipes(tmp_path):
         Recipe(tiny_recipe(), tmp_path),
         Recipe(tiny_recipe(), tmp_path, student="distill_b"),
     )
-    assert [own.time_key(s) for s in ("teacher", "distill", "export")] == [
+    assert [own.time_key(s) for s in ("teacher", "distill", "export", "benchmark")] == [
         "teacher",
         "distill",
         "export",
+        "benchmark",
     ]
-    assert [other.time_key(s) for s in ("teacher", "distill", "export")] == [
+    assert [other.time_key(s) for s in ("teacher", "distill", "export", "benchmark")] == [
         "teacher",
         "distill_b",
         "distill_b_export",
+        "distill_b_benchmark",
     ]
+    # a second student's benchmark is not taken as done by the recipe's summary
+    done = {r: {s.name: s.output for s in r.stages()}["benchmark"] for r in (own, other)}
+    assert done[own] == tmp_path / "benchmark" / "summary.json"
+    assert done[other] == tmp_path / "benchmark" / "summary_distill_b.json"
 
 
 def test_the_export_is_half_precision_and_says_what_it_was_trained_on(finished):

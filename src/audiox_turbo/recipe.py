@@ -315,19 +315,20 @@ class Recipe:
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
 
-    def record_name(self) -> str:
-        """Where the config is recorded: `recipe.json` for the recipe's own student, else
-        `recipe_STUDENT.json`, so a variant's settings never overwrite the recipe's."""
-        return "recipe.json" if self.student == "distill" else f"recipe_{self.student}.json"
+    def own_name(self, stem: str) -> str:
+        """`STEM.json` for the recipe's own student, else `STEM_STUDENT.json`: a second
+        student's config (`recipe`) and benchmark summary (`summary`) never overwrite, or
+        stand in for, the recipe's."""
+        return f"{stem}.json" if self.student == "distill" else f"{stem}_{self.student}.json"
 
     def time_key(self, stage: str) -> str:
-        """A stage's key in stage_seconds.json: the student's own stages (distill, export) carry
-        its folder's name when it is not the recipe's own, so students sharing a folder keep
-        their times apart."""
+        """A stage's key in stage_seconds.json: the student's own stages (distill, export,
+        benchmark) carry its folder's name when it is not the recipe's own, so students sharing
+        a folder keep their times apart."""
         if stage == "distill":
             return self.student
-        if stage == "export" and self.student != "distill":
-            return f"{self.student}_export"
+        if stage in ("export", "benchmark") and self.student != "distill":
+            return f"{self.student}_{stage}"
         return stage
 
     def export_dir(self) -> Path:
@@ -484,7 +485,12 @@ class Recipe:
                 ),
             ),
             Stage("export", self.export_dir() / "config.json", (), self._export),
-            Stage("benchmark", self.path("benchmark", "summary.json"), benchmark, self._summarise),
+            Stage(
+                "benchmark",
+                self.path("benchmark", self.own_name("summary")),
+                benchmark,
+                self._summarise,
+            ),
         ]
 
     def run(self, until: str | None = None, echo: Callable[[str], None] = print) -> None:
@@ -492,7 +498,7 @@ class Recipe:
         if until is not None and until not in STAGES:
             raise AudioXError(f"--until {until!r}: not one of {', '.join(STAGES)}")
         self.out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.path(self.record_name()), to_dict(self.config))
+        write_json_atomic(self.path(self.own_name("recipe")), to_dict(self.config))
         stages = self.stages()
         for i, stage in enumerate(stages, start=1):
             run = self.student if stage.name == "distill" else stage.name
@@ -600,7 +606,7 @@ class Recipe:
         write_json_atomic(times_path, times | {stage: round(seconds, 1)})
 
     def _summarise(self) -> None:
-        """benchmark/summary.json: the `all` row of the teacher and of the student; the
+        """benchmark/summary.json (`own_name`): the `all` rows of the teacher and the student; the
         export's training.json: what it was trained on, how long, and how it scored."""
         rows = {}
         for name, run in (("teacher", "teacher"), ("student", self.student)):
@@ -631,7 +637,7 @@ class Recipe:
             **({"selection": choice} if choice is not None else {}),
         }
         write_json_atomic(self.export_dir() / TRAINING_FILE, training)
-        write_json_atomic(self.path("benchmark", "summary.json"), rows)
+        write_json_atomic(self.path("benchmark", self.own_name("summary")), rows)
 
 
 def latest_not_clearly_beaten(
