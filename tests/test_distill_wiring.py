@@ -114,6 +114,27 @@ def test_the_discriminator_reads_the_batch_fraction_it_is_given(tmp_path, monkey
     assert torch.equal(head_mask, b.mask[[*range(m), *range(m)]])
 
 
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_the_critic_reads_real_rows_before_fake_rows(tmp_path, fraction):
+    """At the discriminator's noise levels (here t <= 0.01) the critic's rows n..n+m are the
+    batch's real latents and the last m the generator's samples, in that order (the
+    discriminator's loss reads its first half as real)."""
+    settings = DistillConfig(gan_critic_weight=1.0, gan_max_t=0.01, gan_batch_fraction=fraction)
+    task, trainer, batch = task_and_context(tmp_path, settings)
+    ctx = trainer.context()
+    b = task.prepare(batch, ctx)
+    task.generator_losses(b, ctx)
+    seen = []
+    task.fake_score.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    task.critic_losses(b, ctx)
+    n, m = 4, round(4 * fraction)
+    x_fake = b.sample[0]
+    rows = seen[0]
+    assert (rows[n : n + m] - b.x0[:m]).abs().max() < 0.05
+    assert (rows[n + m :] - x_fake[:m]).abs().max() < 0.05
+    assert (b.x0[:m] - x_fake[:m]).abs().max() > 0.5
+
+
 def test_the_student_runs_only_on_its_own_timesteps(tmp_path):
     steps = student_timesteps(4, shift=2.0).tolist()  # no time shared with the uniform grid
     settings = DistillConfig(student_steps=tuple(steps), critic_updates=2)
