@@ -331,6 +331,10 @@ class Recipe:
             return f"{self.student}_{stage}"
         return stage
 
+    def summary_path(self) -> Path:
+        """The benchmark stage's summary (its done-marker) for this student."""
+        return self.path("benchmark", self.own_name("summary"))
+
     def export_dir(self) -> Path:
         """The shippable student: its model folder with half-precision conditioning and
         denoiser, plus training.json once benchmarked."""
@@ -485,12 +489,7 @@ class Recipe:
                 ),
             ),
             Stage("export", self.export_dir() / "config.json", (), self._export),
-            Stage(
-                "benchmark",
-                self.path("benchmark", self.own_name("summary")),
-                benchmark,
-                self._summarise,
-            ),
+            Stage("benchmark", self.summary_path(), benchmark, self._summarise),
         ]
 
     def run(self, until: str | None = None, echo: Callable[[str], None] = print) -> None:
@@ -606,7 +605,7 @@ class Recipe:
         write_json_atomic(times_path, times | {stage: round(seconds, 1)})
 
     def _summarise(self) -> None:
-        """benchmark/summary.json (`own_name`): the `all` rows of the teacher and the student; the
+        """`summary_path`: the `all` rows of the teacher and the student; the
         export's training.json: what it was trained on, how long, and how it scored."""
         rows = {}
         for name, run in (("teacher", "teacher"), ("student", self.student)):
@@ -637,7 +636,7 @@ class Recipe:
             **({"selection": choice} if choice is not None else {}),
         }
         write_json_atomic(self.export_dir() / TRAINING_FILE, training)
-        write_json_atomic(self.path("benchmark", self.own_name("summary")), rows)
+        write_json_atomic(self.summary_path(), rows)
 
 
 def latest_not_clearly_beaten(
