@@ -6,7 +6,8 @@ world, codec and teacher (cached under --cache, the recipe's run folder: every s
 when done and resumed when interrupted, so `make model`'s runs/demo is reused as it is) and
 distils the teacher into a student per --tag (`recipe`: the recipe's own student). The script
 then scores, with the shipped world judge on a balanced prompt set (the same number of text
-prompts for every class of the world's test split):
+prompts for every class of the world's test split), each prompt generated `--samples` times
+(3: one sampling seed moves FD by ±10 %, the teacher's too):
 
 - teacher, `--teacher-steps` Euler steps with CFG (the multi-step reference),
 - teacher, 4 Euler steps with CFG,
@@ -21,12 +22,12 @@ the prompts' real clips, which the fair-share version does not allow for: the ju
 8.5 % of those clips as "drum kit" where the fair share is 2.3 %), `real_clips` (the judge on
 those clips: the ceiling), and how sure the FD gates are, by a paired bootstrap over the
 prompts (FD in the judge's 128-dim space from ~130 clips moves by ±25–35 between prompt
-resamples): `fd_vs_teacher_4` for each row, `student_fd_vs_1.1x_teacher_multi` for the 10 %
-gate.
+resamples, all of a prompt's samples together): `fd_vs_teacher_4` for each row,
+`student_fd_vs_1.1x_teacher_multi` for the 10 % gate.
 
     python benchmarks/bench_distill_world.py [--recipe demo] [--cache runs/demo] [--tag NAME]
         [--distill-steps N] [--distill-seed N] [--distill-precision P]
-        [--distill-settings JSON]
+        [--distill-settings JSON] [--samples N]
 """
 
 from __future__ import annotations
@@ -152,8 +153,11 @@ def score(
     for label, model, method, steps, cfg in runs:
         # the teacher's rows depend only on the cached teacher: scored once, then reused
         # cached teacher rows are per judge: a retrained judge rescores them
-        teacher_rows = f"teacher_judge-{shipped_judge_id()}_per-class-{args.per_class}"
-        folder = teacher_rows if method == "euler" else f"{args.tag}_per-class-{args.per_class}"
+        prompt_set = f"per-class-{args.per_class}" + (
+            f"_samples-{args.samples}" if args.samples > 1 else ""
+        )
+        teacher_rows = f"teacher_judge-{shipped_judge_id()}_{prompt_set}"
+        folder = teacher_rows if method == "euler" else f"{args.tag}_{prompt_set}"
         out = cache / "scores" / folder / label.replace(" ", "_").replace(",", "")
         folders.append(out)
         if method == "euler" and (out / "row.json").is_file():
@@ -167,7 +171,9 @@ def score(
             continue
         start = time.perf_counter()
         pipe = load(model, device="cpu")
-        report = run_world_benchmark(pipe, prompts, out, steps, cfg, SEED, judge, method=method)
+        report = run_world_benchmark(
+            pipe, prompts, out, steps, cfg, SEED, judge, method=method, samples=args.samples
+        )
         row = next(r for r in report["rows"] if r["task"] == "all")
         tones = beep_tones(pipe, method, steps, cfg, args.tone_seeds)
         rows.append(
@@ -180,10 +186,10 @@ def score(
 
 @dataclass
 class JudgeReadings:
-    """The judge on the balanced set, in the order of the clip `ids`: the real test clips'
-    classes, and the real clips' and each folder's embeddings (N, 128) and predicted classes."""
+    """The judge on the balanced set, in the order of the prompts: the real test clips'
+    classes, the real clips' embeddings (N, 128) and predicted classes, and each folder's
+    embeddings (N, samples, 128) and predicted classes (N · samples, a prompt's consecutive)."""
 
-    ids: list[str]
     real_labels: list[str]
     real_embeddings: np.ndarray
     real_classes: list[str]
@@ -191,32 +197,33 @@ class JudgeReadings:
     classes: list[list[str]]
 
 
-def judge_readings(folders: list[Path], world: Path) -> JudgeReadings:
-    """Embed and classify the real clips of the prompts and every folder's generations."""
-    from audiox_turbo.data.manifest import manifest_root, read_manifest
-    from audiox_turbo.data.world.judge_vocabulary import judge_class
-    from audiox_turbo.eval.judge import load_judge_embedder
-    from audiox_turbo.io.audio import load_audio
+def judge_readings(folders: list[Path]) -> JudgeReadings:
+    """The judge's readings that each folder's world benchmark saved (the same prompts in the
+    same order in every folder, each with its number of samples)."""
+    from audiox_turbo.eval.world_benchmark import EMBEDDINGS_FILE
 
-    judge = load_judge_embedder(None)
-    manifest = world / "test.jsonl"
-    records = {r.id: r for r in read_manifest(manifest)}
-    ids = sorted(p.stem for p in (folders[1] / "gen").glob("*/*.wav"))
+    def read(folder: Path) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+        clips = [json.loads(line) for line in (folder / "world_clips.jsonl").open()]
+        with np.load(folder / EMBEDDINGS_FILE) as saved:
+            return clips, saved["reference"], saved["generated"]
 
-    def read(paths: list[Path]) -> tuple[np.ndarray, list[str]]:
-        waves = [load_audio(p, sample_rate=judge.sample_rate, channels=1)[0][0] for p in paths]
-        embeddings, logits = judge.embed_and_classify(waves, judge.sample_rate)
-        names = judge.net.config.classes
-        return embeddings.numpy(), [names[int(i)] for i in logits.argmax(-1)]
-
-    root = manifest_root(manifest)
-    real = read([records[i].audio_path(root) for i in ids])
-    generated = []
+    first, reference, _ = read(folders[0])
+    ids = list(dict.fromkeys(c["id"] for c in first))
+    real = [c for c in first if c.get("sample", 0) == 0]
+    embeddings, classes = [], []
     for folder in folders:
-        by_id = {p.stem: p for p in (folder / "gen").glob("*/*.wav")}
-        generated.append(read([by_id[i] for i in ids]))
-    labels = [judge_class(records[i].labels) for i in ids]
-    return JudgeReadings(ids, labels, *real, [g[0] for g in generated], [g[1] for g in generated])
+        clips, _, generated = read(folder)
+        if list(dict.fromkeys(c["id"] for c in clips)) != ids:
+            raise SystemExit(f"{folder}: scored on other prompts than {folders[0]}")
+        embeddings.append(generated.reshape(len(ids), -1, generated.shape[-1]))
+        classes.append([c["predicted_class"] for c in clips])
+    return JudgeReadings(
+        [c["expected_class"] for c in real],
+        reference[[c.get("sample", 0) == 0 for c in first]],
+        [c["reference_class"] for c in real],
+        embeddings,
+        classes,
+    )
 
 
 def beep_tones(pipe: Any, method: str, steps: int, cfg: float, seeds: int) -> dict[str, int]:
@@ -374,6 +381,9 @@ def main() -> None:
         "--tag", default="recipe", help="Names this distillation (recipe: the recipe's own)."
     )
     parser.add_argument("--per-class", type=int, default=3, help="Prompts per class.")
+    parser.add_argument(
+        "--samples", type=int, default=3, help="Generations per prompt (seeds of one batch)."
+    )
     parser.add_argument("--tone-seeds", type=int, default=20, help="Beeps generated per model.")
     parser.add_argument("--cfg", type=float, help="Teacher CFG when scoring (recipe's).")
     parser.add_argument("--teacher-steps", type=int, help="Multi-step reference (recipe's).")
@@ -385,7 +395,7 @@ def main() -> None:
     paths = build(cache, config, args.tag)
     start = time.perf_counter()
     rows, classes, folders = score(paths, cache, args)
-    readings = judge_readings(folders, paths["world"])
+    readings = judge_readings(folders)
     fds = resampled_fds(readings)
     versus_four = fd_versus_teacher_4(rows, fds)
     within_ten = fd_versus_teacher_multi(fds)
@@ -406,6 +416,7 @@ def main() -> None:
         "distill_precision": config.distill.train.precision,
         "distill_settings": to_dict(config.distill.distill),
         "prompts_per_class": args.per_class,
+        "samples_per_prompt": args.samples,
         "classes_prompted": classes,
         "stage_seconds": times,
         "rows": rows,

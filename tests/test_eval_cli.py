@@ -248,6 +248,35 @@ def test_benchmark_world_runs_every_task_on_tiny(app, judge_dir, tmp_path) -> No
     assert all(r.source.endswith("(real sources)") for r in world)  # the default: real sources
 
 
+def test_benchmark_world_samples_each_prompt_several_times(app, judge_dir, tmp_path) -> None:
+    """--samples 3: three generations per prompt (seed of the prompt, one batch), each saved,
+    judged and recorded; FD takes all of them against each reference once."""
+    out = tmp_path / "bench"
+    args = ["benchmark", "world", "--model", "tiny", "--clips", "1", "--steps", "1", "--cfg", "2"]
+    args += ["--duration", "1", "--judge", judge_dir, "--out", out, "--device", "cpu"]
+    result = _invoke(app, [*args, "--tasks", "T2A,T2M", "--samples", "3"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "world_benchmark.json").read_text())
+    assert report["samples"] == 3
+    clips = [json.loads(line) for line in (out / "world_clips.jsonl").read_text().splitlines()]
+    assert [c["sample"] for c in clips] == [0, 1, 2, 0, 1, 2]
+    assert [c["seed"] for c in clips] == [0, 0, 0, 1, 1, 1]
+    assert [c["task"] for c in clips] == ["T2A"] * 3 + ["T2M"] * 3
+    waves = [sf.read(out / "gen" / c["task"] / f"{c['id']}_s{c['sample']}.wav")[0] for c in clips]
+    assert not np.allclose(waves[0], waves[1]) and not np.allclose(waves[1], waves[2])
+    saved = np.load(out / "world_embeddings.npz")
+    assert list(saved["samples"]) == [c["sample"] for c in clips]
+    assert list(saved["ids"]) == [c["id"] for c in clips]
+    rows = {r["task"]: r for r in report["rows"]}
+    assert rows["all"]["clips"] == 6 and rows["T2A"]["clips"] == 3
+    with pytest.warns(RuntimeWarning, match="rank-deficient"):
+        once = frechet_distance(saved["reference"][::3], saved["generated"])
+        repeated = frechet_distance(saved["reference"], saved["generated"])
+    assert rows["all"]["fd"] == pytest.approx(once) and once != pytest.approx(repeated)
+    bad = _invoke(app, [*args, "--samples", "0"])
+    assert bad.exit_code != 0 and "--samples 0" in str(bad.exception)
+
+
 def test_bench_times_student_and_teacher(app, tmp_path) -> None:
     out = tmp_path / "bench.json"
     args = ["bench", "--model", "tiny", "--steps", "1,2", "--cfg", "1,2", "--duration", "0.5"]

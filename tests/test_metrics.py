@@ -78,6 +78,22 @@ def test_paired_resampled_fds_draw_the_same_prompts_for_every_set():
     np.testing.assert_array_equal(again[0], fds[1])
 
 
+def test_paired_resampled_fds_take_every_sample_of_a_drawn_prompt():
+    """With several generations per prompt `(N, samples, dim)`, a draw of prompt rows takes
+    all of each drawn prompt's samples, against its reference row once."""
+    rng = np.random.default_rng(6)
+    reference = rng.normal(size=(30, 3))
+    generated = reference[:, None, :] + rng.normal(size=(30, 3, 3))
+    fds = metrics.paired_resampled_fds(reference, [generated, generated[:, 0]], draws=4, seed=1)
+    draws = np.random.default_rng(1)
+    for i in range(4):
+        rows = draws.integers(0, 30, 30)
+        pooled = generated[rows].reshape(-1, 3)
+        assert fds[0, i] == pytest.approx(metrics.frechet_distance(reference[rows], pooled))
+        first = metrics.frechet_distance(reference[rows], generated[rows, 0])
+        assert fds[1, i] == pytest.approx(first) and fds[0, i] != pytest.approx(first)
+
+
 def test_paired_resampled_fds_are_exact_where_resamples_are_nearly_singular():
     """A bootstrap draw of N rows at dim ≈ N (the judge's 129 prompts in 128 dims) repeats
     rows, so its covariances are singular: each FD still equals the sample-space form of its

@@ -123,16 +123,22 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
 def paired_resampled_fds(
     reference: np.ndarray, generated: Sequence[np.ndarray], draws: int = 300, seed: int = 0
 ) -> np.ndarray:
-    """FD of each generated set `(N, dim)` against `reference (N, dim)` (row i of each: prompt
-    i) on `draws` bootstrap resamples of the N prompts, the same rows for every set:
-    `(len(generated), draws)`."""
+    """FD of each generated set `(N, dim)` or `(N, samples, dim)` against `reference (N, dim)`
+    (row i of each: prompt i) on `draws` bootstrap resamples of the N prompts, the same rows
+    for every set (all of a drawn prompt's samples): `(len(generated), draws)`."""
     rng = np.random.default_rng(seed)
     n = len(reference)
     picks = [rng.integers(0, n, n) for _ in range(draws)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.array(
-            [[_frechet_distance_eigen(reference[j], g[j]) for j in picks] for g in generated]
+            [
+                [
+                    _frechet_distance_eigen(reference[j], g[j].reshape(-1, g.shape[-1]))
+                    for j in picks
+                ]
+                for g in generated
+            ]
         )
 
 

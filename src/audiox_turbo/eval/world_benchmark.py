@@ -15,7 +15,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +148,7 @@ class ClipScore:
     clap: float | None
     expected_class: str | None = None
     reference_class: str | None = None
+    sample: int = 0
 
     def record(self, text: str | None, seed: int) -> dict[str, Any]:
         """One line of world_clips.jsonl: the prompt, the judge's classes (generated,
@@ -157,6 +158,7 @@ class ClipScore:
             "id": self.id,
             "text": text,
             "seed": seed,
+            "sample": self.sample,
             "expected_class": self.expected_class,
             "predicted_class": self.predicted_class,
             "reference_class": self.reference_class,
@@ -233,19 +235,18 @@ def _mean(values: list[float]) -> float | None:
 
 
 def summarise(task: str, scores: list[ClipScore]) -> dict[str, Any]:
-    """One table row: clips, fd, embedding distance, class accuracy, tempo error (%), tempo
-    accuracy within 4 %, key accuracy, onset error (s; mean and median over clips), CLAP
-    score."""
+    """One table row: clips, fd (all samples against each reference once), embedding
+    distance, class accuracy, tempo error (%), tempo accuracy within 4 %, key accuracy, onset
+    error (s; mean and median over clips), CLAP score."""
     from audiox_turbo.eval.metrics import frechet_distance
 
     row: dict[str, Any] = {"task": task, "clips": len(scores)}
     fd = None
-    if len(scores) >= 2:
+    references = [s.reference for s in scores if s.sample == 0]
+    if len(references) >= 2:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            fd = frechet_distance(
-                np.stack([s.reference for s in scores]), np.stack([s.embedding for s in scores])
-            )
+            fd = frechet_distance(np.stack(references), np.stack([s.embedding for s in scores]))
     tempos = [s.tempo_error for s in scores if s.tempo_error is not None]
     keys = [float(s.key_correct) for s in scores if s.key_correct is not None]
     onsets = [s.onset_error for s in scores if s.onset_error is not None]
@@ -307,12 +308,15 @@ def run_world_benchmark(
     clap: Any = None,
     progress: bool = True,
     method: str | None = None,
+    samples: int = 1,
 ) -> dict[str, Any]:
-    """Generate every prompt with `pipe` (method, steps, cfg: None = the model's own), save the
-    audio under `out_dir/gen/<task>/`, score it with the judge (default: the shipped one) and
-    write world_benchmark.json / .md, which record the sampling used, world_clips.jsonl, one
-    line per clip, and world_embeddings.npz: the judge's embeddings of the references and of
-    the generations, `(N, dim)` each in the clips' order (`ids`, `tasks`)."""
+    """Generate every prompt `samples` times with `pipe` (prompt i: seed `seed + i`, one batch;
+    method, steps, cfg: None = the model's own), save the audio under `out_dir/gen/<task>/`
+    (`<id>.wav`, or `<id>_s<k>.wav` for k < samples), score it with the judge (default: the
+    shipped one) and write world_benchmark.json / .md, which record the sampling used,
+    world_clips.jsonl, one line per generated clip, and world_embeddings.npz: the judge's
+    embeddings of each clip's reference and of the generations, `(N · samples, dim)` each in
+    the clips' order (`ids`, `tasks`, `samples`; a prompt's samples are consecutive)."""
     from tqdm import tqdm
 
     from audiox_turbo.atomic import atomic_file, write_json_atomic
@@ -324,7 +328,10 @@ def run_world_benchmark(
     flat = [p for task in TASKS for p in prompts.get(task, [])]
     if not flat:
         raise AudioXError(f"{out}: no world prompts to generate")
+    if samples < 1:
+        raise AudioXError(f"samples per prompt must be >= 1, got {samples}")
     sr = judge.sample_rate
+    classes = judge.net.config.classes
     scores: list[ClipScore] = []
     for i, prompt in enumerate(tqdm(flat, desc="world benchmark", disable=not progress)):
         result = pipe(
@@ -337,27 +344,28 @@ def run_world_benchmark(
             steps=steps,
             cfg=cfg,
             seed=seed + i,
+            num_outputs=samples,
             method=method,
         )
-        wav = result.waveforms[0]
-        save_audio(out / "gen" / prompt.task / f"{prompt.record.id}.wav", wav, result.sample_rate)
-        gen_audio = judge_input(wav.numpy(), result.sample_rate, sr)
+        gen_audio = []
+        for k, wav in enumerate(result.waveforms):
+            name = prompt.record.id if samples == 1 else f"{prompt.record.id}_s{k}"
+            save_audio(out / "gen" / prompt.task / f"{name}.wav", wav, result.sample_rate)
+            gen_audio.append(judge_input(wav.numpy(), result.sample_rate, sr))
         ref_audio = load_audio(prompt.reference, sample_rate=sr, channels=1)[0]
-        outputs = judge.all_outputs([gen_audio, ref_audio[0].numpy()], sr)
-        classes = judge.net.config.classes
-        predicted, reference_class = (classes[int(k.argmax())] for k in outputs.klass[:2])
-        clap_value = None
+        outputs = judge.all_outputs([*gen_audio, ref_audio[0].numpy()], sr)
+        heard = [classes[int(k.argmax())] for k in outputs.klass]
+        claps: list[float | None] = [None] * samples
         if clap is not None and prompt.record.captions:
             from audiox_turbo.eval.metrics import clap_score
 
             text = clap.embed_text([prompt.record.captions[0]]).numpy()
-            clap_value = clap_score(text, clap.embed([gen_audio], sr).numpy())
+            audio_emb = clap.embed(gen_audio, sr).numpy()
+            claps = [clap_score(text, audio_emb[k : k + 1]) for k in range(samples)]
         emb = outputs.embedding.numpy().astype(np.float64)
-        scores.append(
-            score_clip(
-                prompt, gen_audio, sr, emb[0], emb[1], predicted, clap_value, reference_class
-            )
-        )
+        for k, audio in enumerate(gen_audio):
+            clip = score_clip(prompt, audio, sr, emb[k], emb[-1], heard[k], claps[k], heard[-1])
+            scores.append(replace(clip, sample=k))
     rows = [summarise(task, [s for s in scores if s.task == task]) for task in TASKS]
     rows.append(summarise("all", scores))
     report = {
@@ -367,6 +375,7 @@ def run_world_benchmark(
         "steps": result.steps,
         "cfg": result.cfg,
         "seed": seed,
+        "samples": samples,
         "rows": rows,
     }
     write_json_atomic(out / "world_benchmark.json", report)
@@ -377,14 +386,15 @@ def run_world_benchmark(
             f,
             ids=np.array([s.id for s in scores]),
             tasks=np.array([s.task for s in scores]),
+            samples=np.array([s.sample for s in scores]),
             reference=np.stack([s.reference for s in scores]),
             generated=np.stack([s.embedding for s in scores]),
         )
     with atomic_file(out / "world_clips.jsonl") as tmp:
-        pairs = enumerate(zip(scores, flat, strict=True))
-        tmp.write_text(
-            "".join(json.dumps(s.record(p.text, seed + i)) + "\n" for i, (s, p) in pairs)
+        lines = (
+            s.record(flat[j // samples].text, seed + j // samples) for j, s in enumerate(scores)
         )
+        tmp.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return report
 
 
