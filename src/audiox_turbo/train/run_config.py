@@ -168,8 +168,6 @@ class DistillConfig:
     t_max: float = 0.98
     t_shift: float = 1.0
     teacher_bf16: bool = False
-    """A bfloat16 copy of the teacher runs its ODEs (the regression pool, the refinement's
-    targets); the DMD gradient's real score stays in float32."""
 
 
 @dataclass(frozen=True)

@@ -203,8 +203,8 @@ class DistillTask(Task):
         validation_seconds: float = 1.0,
         seed: int = 0,
     ) -> None:
-        """The teacher's codec, conditioner and denoiser are reused as they are; with
-        `teacher_bf16` a bfloat16 copy of its denoiser runs the teacher's ODEs."""
+        """The teacher's codec and conditioner are reused as they are, its denoiser copied
+        (and cast to bfloat16 in the copy with `teacher_bf16`, never in place)."""
         check_distill_config(settings, "distill settings")
         self.model_config: ModelConfig = teacher.config
         self.settings = settings
@@ -213,17 +213,16 @@ class DistillTask(Task):
         self.shift = student_shift(settings.student_steps)
         self.validation_prompts = tuple(validation_prompts)
         self.validation_seconds = validation_seconds
-        self.teacher_ode_denoiser: nn.Module | None = None
+        teacher_denoiser = teacher.denoiser
         if settings.teacher_bf16:
-            self.teacher_ode_denoiser = copy.deepcopy(teacher.denoiser).to(torch.bfloat16)
-            self.teacher_ode_denoiser.eval().requires_grad_(False)
+            teacher_denoiser = copy.deepcopy(teacher_denoiser).to(torch.bfloat16)
         self.data = TeacherTask(
             teacher.config,
             train_config,
             TeacherTrainingConfig(validation_prompts=()),
             codec=teacher.codec,
             conditioner=teacher.conditioner,
-            denoiser=teacher.denoiser,
+            denoiser=teacher_denoiser,
         )
         self.codec = self.data.codec
         self.teacher: FlowModel = self.data.flow
@@ -252,8 +251,6 @@ class DistillTask(Task):
         }
         if self.discriminator is not None:
             modules["discriminator"] = self.discriminator
-        if self.teacher_ode_denoiser is not None:
-            modules["teacher_ode"] = self.teacher_ode_denoiser
         return modules
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
@@ -478,19 +475,13 @@ class DistillTask(Task):
             terms["gan"] = gan_generator_loss(logits.float(), self.settings.gan_loss)
         return terms
 
-    def teacher_velocity(self, b: DistillBatch, ctx: StepContext, ode: bool = False) -> VelocityFn:
+    def teacher_velocity(self, b: DistillBatch, ctx: StepContext) -> VelocityFn:
         """The frozen teacher's velocity (x_t, t) -> v with CFG at `teacher_cfg` (the real
-        score: the guided velocity of `generate`, against the learned nulls). `ode`: for the
-        teacher's ODEs, which run the bfloat16 copy with `teacher_bf16`; the real score stays
-        in float32, since bf16 under CFG moves it by ~10 % of the DMD gradient, the difference
-        of two scores (docs/benchmarks.md)."""
+        score: the guided velocity of `generate`, against the learned nulls)."""
         teacher: FlowModel = ctx.modules["teacher"]
-        denoiser = teacher.denoiser
-        if ode and self.settings.teacher_bf16:
-            denoiser = ctx.modules["teacher_ode"]
         with torch.no_grad():
             return conditioned_velocity(
-                denoiser,
+                teacher.denoiser,
                 teacher.conditioner,
                 b.cond,
                 self.settings.teacher_cfg,
@@ -508,7 +499,7 @@ class DistillTask(Task):
         start = float(t[0])
         steps = max(1, math.ceil(start * self.settings.refine_teacher_steps - 1e-9))
         grid = torch.linspace(start, 0.0, steps + 1, dtype=torch.float64)
-        return sample_euler(self.teacher_velocity(b, ctx, ode=True), x_t, grid)
+        return sample_euler(self.teacher_velocity(b, ctx), x_t, grid)
 
     def teacher_ode(
         self, b: DistillBatch, noise: Tensor, ctx: StepContext
@@ -518,7 +509,7 @@ class DistillTask(Task):
         endpoint (B, D, T)."""
         sampler = self.model_config.sampler
         settings = SamplerSettings("euler", sampler.steps, self.settings.teacher_cfg, sampler.shift)
-        velocity = self.teacher_velocity(b, ctx, ode=True)
+        velocity = self.teacher_velocity(b, ctx)
         return ode_states(velocity, noise, settings.timesteps(), self.timesteps)
 
     # validation and export ---------------------------------------------------------------
