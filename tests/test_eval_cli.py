@@ -267,6 +267,10 @@ def test_benchmark_world_samples_each_prompt_several_times(app, judge_dir, tmp_p
     saved = np.load(out / "world_embeddings.npz")
     assert list(saved["samples"]) == [c["sample"] for c in clips]
     assert list(saved["ids"]) == [c["id"] for c in clips]
+    generated = saved["generated"]  # each sample judged on its own, not the first one's reading
+    assert not np.allclose(generated[0], generated[1]) and not np.allclose(
+        generated[1], generated[2]
+    )
     rows = {r["task"]: r for r in report["rows"]}
     assert rows["all"]["clips"] == 6 and rows["T2A"]["clips"] == 3
     with pytest.warns(RuntimeWarning, match="rank-deficient"):
