@@ -254,7 +254,7 @@ def test_benchmark_world_samples_each_prompt_several_times(app, judge_dir, tmp_p
     out = tmp_path / "bench"
     args = ["benchmark", "world", "--model", "tiny", "--clips", "1", "--steps", "1", "--cfg", "2"]
     args += ["--duration", "1", "--judge", judge_dir, "--out", out, "--device", "cpu"]
-    result = _invoke(app, [*args, "--tasks", "T2A,T2M", "--samples", "3"])
+    result = _invoke(app, [*args, "--tasks", "T2A,T2M", "--samples", "3", "--sources", "synthetic"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "world_benchmark.json").read_text())
     assert report["samples"] == 3
